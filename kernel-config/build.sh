@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds the husk guest kernel (vmlinux) from Debian's linux-source-6.12 with our fragment on
+# top of tinyconfig, and prints the path of the result.
+#
+# The output is cached outside the clone, under $HUSK_CACHE (default /var/cache/husk), keyed by
+# the hash of the fragment, this script and the source package version: a second run with
+# nothing changed prints the cached path at once.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+fragment=$here/husk.config
+cache=${HUSK_CACHE:-/var/cache/husk}
+src_tar=/usr/src/linux-source-6.12.tar.xz
+
+log() { echo "kernel-config: $*" >&2; }
+
+[ -f "$src_tar" ] || { log "missing $src_tar: run scripts/setup.sh (apt-get install linux-source-6.12)"; exit 1; }
+src_version=$(dpkg-query -W -f '${Version}' linux-source-6.12)
+key=$(cat "$fragment" "$0" <(echo "$src_version") | sha256sum | cut -c1-16)
+out=$cache/kernel/$key
+if [ -f "$out/vmlinux" ]; then
+  echo "$out/vmlinux"
+  exit 0
+fi
+
+mkdir -p "$cache/kernel"
+# One builder at a time (parallel ctest or two shells); the loser waits and finds the cache.
+exec 9>"$cache/kernel/.lock"
+flock 9
+if [ -f "$out/vmlinux" ]; then echo "$out/vmlinux"; exit 0; fi
+
+srcdir=$cache/kernel/src-$src_version
+if [ ! -f "$srcdir/Makefile" ]; then
+  log "unpacking linux-source $src_version"
+  rm -rf "$srcdir.tmp" && mkdir -p "$srcdir.tmp"
+  tar -xf "$src_tar" -C "$srcdir.tmp" --strip-components=1
+  mv "$srcdir.tmp" "$srcdir"
+fi
+
+rm -rf "$cache"/kernel/build-*  # leftovers of interrupted builds
+build=$cache/kernel/build-$key
+rm -rf "$build" && mkdir -p "$build"
+log "configuring (tinyconfig + husk.config) in $build"
+make -s -C "$srcdir" O="$build" tinyconfig >/dev/null
+"$srcdir/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$fragment" >/dev/null
+make -s -C "$srcdir" O="$build" olddefconfig >/dev/null
+
+# Every option we asked for must be in the final config; Kconfig drops unmet ones silently.
+missing=0
+while IFS= read -r line; do
+  case "$line" in
+    CONFIG_*=*)
+      grep -qxF "$line" "$build/.config" || { log "not applied: $line"; missing=1; } ;;
+    "# CONFIG_"*" is not set")
+      opt=${line#\# }; opt=${opt%% *}
+      if grep -q "^$opt=" "$build/.config"; then log "still set: $opt"; missing=1; fi ;;
+  esac
+done <"$fragment"
+[ "$missing" = 0 ] || { log "config fragment did not apply cleanly"; exit 1; }
+
+log "building vmlinux with $(nproc) jobs (a few minutes, once per config)"
+start=$(date +%s)
+make -s -C "$srcdir" O="$build" -j"$(nproc)" vmlinux >"$build/build.log" 2>&1 || {
+  tail -50 "$build/build.log" >&2; log "kernel build failed"; exit 1; }
+log "built in $(( $(date +%s) - start )) s"
+
+mkdir -p "$out.tmp"
+# Symbols are not needed to boot; stripping makes the file the VMM maps several times smaller.
+strip -o "$out.tmp/vmlinux" "$build/vmlinux"
+cp "$build/.config" "$out.tmp/config"
+rm -rf "$out" && mv "$out.tmp" "$out"
+rm -rf "$build"
+echo "$out/vmlinux"

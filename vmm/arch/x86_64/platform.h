@@ -1,0 +1,31 @@
+// The x86_64 backend: 64-bit Linux boot protocol (and PVH), MP table, in-kernel PIC/IOAPIC/PIT,
+// COM1 and the i8042 reset line.
+#pragma once
+
+#include <optional>
+
+#include "vmm/arch/platform.h"
+#include "vmm/arch/x86_64/cpu_state.h"
+
+namespace husk::x86 {
+
+class X86Platform : public Platform {
+ public:
+  std::vector<RamRegion> ram_regions(uint64_t bytes) const override;
+  void setup_vm(kvm::Vm& vm) override;
+  Status load(GuestMemory& mem, const VmConfig& cfg) override;
+  void setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) override;
+  Result<PlatformDevices> create_devices(DeviceWiring& wiring) override;
+
+ private:
+  Status load_linux(GuestMemory& mem, const VmConfig& cfg);
+  Status load_raw(GuestMemory& mem, const VmConfig& cfg);
+
+  uint64_t entry_ = 0;
+  uint64_t boot_info_ = 0;
+  EntryMode mode_ = EntryMode::kLong64;
+  std::optional<std::vector<kvm_cpuid_entry2>> supported_cpuid_;  // fetched once per VM
+  std::vector<kvm_msr_entry> msrs_;
+};
+
+}  // namespace husk::x86

@@ -1,0 +1,145 @@
+#include "vmm/memory/guest_memory.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace husk {
+namespace {
+constexpr uint64_t kPage = 4096;
+}
+
+Result<GuestMemory> GuestMemory::create(const std::vector<RamRegion>& regions) {
+  GuestMemory mem;
+  std::vector<RamRegion> sorted = regions;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const RamRegion& a, const RamRegion& b) { return a.start < b.start; });
+  uint64_t prev_end = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const auto& r = sorted[i];
+    uint64_t end;
+    if (r.size == 0 || r.start.value % kPage || r.size % kPage)
+      return make_error("guest RAM region 0x%llx+0x%llx is empty or not page aligned",
+                        (unsigned long long)r.start.value, (unsigned long long)r.size);
+    if (__builtin_add_overflow(r.start.value, r.size, &end))
+      return make_error("guest RAM region at 0x%llx overflows", (unsigned long long)r.start.value);
+    if (i > 0 && r.start.value < prev_end) return make_error("guest RAM regions overlap");
+    prev_end = end;
+    void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+      return make_error("cannot map %llu MiB of guest memory: %s",
+                        (unsigned long long)(r.size >> 20), strerror(errno));
+    // Guest RAM is never useful in a core dump of the VMM and may hold tenant secrets.
+    ::madvise(p, r.size, MADV_DONTDUMP);
+    mem.regions_.push_back(Region{r.start, r.size, Mapping(p, r.size)});
+  }
+  return mem;
+}
+
+uint64_t GuestMemory::total_size() const {
+  uint64_t t = 0;
+  for (const auto& r : regions_) t += r.size;
+  return t;
+}
+
+uint8_t* GuestMemory::find(GuestAddress addr, uint64_t len) const {
+  for (const auto& r : regions_) {
+    if (addr.value < r.start.value) continue;
+    uint64_t off = addr.value - r.start.value;
+    if (off >= r.size && !(off == r.size && len == 0)) continue;
+    if (len > r.size - off) return nullptr;  // spans past the region: no partial access
+    return r.host() + off;
+  }
+  return nullptr;
+}
+
+bool GuestMemory::contains(GuestAddress addr, uint64_t len) const {
+  return find(addr, len) != nullptr;
+}
+
+Status GuestMemory::read(GuestAddress addr, std::span<uint8_t> out) const {
+  const uint8_t* p = find(addr, out.size());
+  if (!p)
+    return make_error("guest read of %zu bytes at 0x%llx is outside guest memory", out.size(),
+                      (unsigned long long)addr.value);
+  std::memcpy(out.data(), p, out.size());
+  return {};
+}
+
+Status GuestMemory::write(GuestAddress addr, std::span<const uint8_t> in) {
+  uint8_t* p = find(addr, in.size());
+  if (!p)
+    return make_error("guest write of %zu bytes at 0x%llx is outside guest memory", in.size(),
+                      (unsigned long long)addr.value);
+  std::memcpy(p, in.data(), in.size());
+  return {};
+}
+
+Status GuestMemory::fill(GuestAddress addr, uint64_t len, uint8_t byte) {
+  uint8_t* p = find(addr, len);
+  if (!p)
+    return make_error("guest fill of %llu bytes at 0x%llx is outside guest memory",
+                      (unsigned long long)len, (unsigned long long)addr.value);
+  std::memset(p, byte, len);
+  return {};
+}
+
+Result<std::span<uint8_t>> GuestMemory::slice(GuestAddress addr, uint64_t len) {
+  uint8_t* p = find(addr, len);
+  if (!p)
+    return make_error("guest range 0x%llx+0x%llx is outside guest memory",
+                      (unsigned long long)addr.value, (unsigned long long)len);
+  return std::span<uint8_t>(p, len);
+}
+
+Status GuestMemory::load_file(GuestAddress addr, int fd, uint64_t offset, uint64_t len) {
+  uint8_t* dst = find(addr, len);
+  if (!dst)
+    return make_error("file range of %llu bytes does not fit guest memory at 0x%llx",
+                      (unsigned long long)len, (unsigned long long)addr.value);
+  struct stat st;
+  uint64_t end;
+  if (::fstat(fd, &st) != 0 || __builtin_add_overflow(offset, len, &end) ||
+      end > static_cast<uint64_t>(st.st_size))
+    return make_error("file range %llu+%llu is past the end of the file",
+                      (unsigned long long)offset, (unsigned long long)len);
+  uint64_t done = 0;
+  // Whole pages whose guest and file offsets share alignment are mapped in place, private
+  // (copy-on-write): the kernel page cache backs them and nothing is copied up front.
+  if (addr.value % kPage == offset % kPage) {
+    uint64_t head = (kPage - addr.value % kPage) % kPage;
+    if (head < len) {
+      uint64_t body = (len - head) / kPage * kPage;
+      if (body > 0) {
+        void* want = dst + head;
+        void* got = ::mmap(want, body, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
+                           static_cast<off_t>(offset + head));
+        if (got == want) {
+          // Copy the unaligned head and tail below, skip the mapped body.
+          if (head) {
+            ssize_t n = ::pread(fd, dst, head, static_cast<off_t>(offset));
+            if (n != static_cast<ssize_t>(head)) return make_error("short read of kernel file");
+          }
+          done = head + body;
+        } else if (got != MAP_FAILED) {
+          ::munmap(got, body);
+        }
+      }
+    }
+  }
+  while (done < len) {
+    ssize_t n = ::pread(fd, dst + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return make_error("short read from file at offset %llu",
+                                  (unsigned long long)(offset + done));
+    done += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+}  // namespace husk

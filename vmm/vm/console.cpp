@@ -1,0 +1,113 @@
+#include "vmm/vm/console.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace husk {
+
+void PanicWatcher::feed(uint8_t byte) {
+  if (byte != '\n') {
+    if (line_.size() < 256) line_.push_back(static_cast<char>(byte));
+    return;
+  }
+  // "Kernel panic - not syncing: ..." opens a panic; "---[ end Kernel panic" closes it. With
+  // panic=-1 the guest resets right after, but a guest told to hang on panic must not hang us.
+  if (line_.find("Kernel panic - not syncing") != std::string::npos) {
+    stop_.note_panic();
+    if (line_.find("---[ end Kernel panic") != std::string::npos)
+      stop_.request(StopReason::kGuestPanic, line_);
+  }
+  line_.clear();
+}
+
+Result<std::shared_ptr<ConsoleOutput>> ConsoleOutput::open(const VmConfig& cfg, StopState& stop) {
+  UniqueFd owned;
+  int fd = -1;
+  if (cfg.console == ConsoleMode::kStdio) {
+    fd = STDOUT_FILENO;
+  } else if (cfg.console == ConsoleMode::kFile) {
+    owned.reset(::open(cfg.console_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!owned)
+      return make_error("cannot open console file %s: %s", cfg.console_path.c_str(), strerror(errno));
+    fd = owned.get();
+  }
+  return std::make_shared<ConsoleOutput>(std::move(owned), fd, stop);
+}
+
+void ConsoleOutput::put(uint8_t byte) {
+  watcher_.feed(byte);
+  if (fd_ < 0) return;
+  ssize_t n;
+  do n = ::write(fd_, &byte, 1);
+  while (n < 0 && errno == EINTR);
+  // A closed or full stdout must not stop the guest: console output is best effort.
+}
+
+RawTerminal::RawTerminal(int fd) : fd_(fd) {
+  termios t;
+  if (!::isatty(fd) || ::tcgetattr(fd, &t) != 0) return;
+  saved_ = t;
+  ::cfmakeraw(&t);
+  // Keep output post-processing so the host terminal renders the guest's "\n" sanely.
+  t.c_oflag |= OPOST;
+  ::tcsetattr(fd, TCSANOW, &t);
+}
+
+RawTerminal::~RawTerminal() {
+  if (saved_) ::tcsetattr(fd_, TCSANOW, &*saved_);
+}
+
+ConsoleInput::ConsoleInput(boost::asio::io_context& io, std::shared_ptr<Serial> serial)
+    : io_(io), serial_(std::move(serial)) {}
+
+void ConsoleInput::start() {
+  int fd = ::dup(STDIN_FILENO);
+  if (fd < 0) return;
+  boost::system::error_code ec;
+  in_.emplace(io_);
+  in_->assign(fd, ec);
+  if (ec) {
+    // Regular files and /dev/null cannot be polled: feed what they hold now (bounded).
+    in_.reset();
+    UniqueFd owned(fd);
+    std::array<uint8_t, 4096> b;
+    ssize_t n;
+    size_t total = 0;
+    while (total < Serial::kRxCapacity && (n = ::read(owned.get(), b.data(), b.size())) > 0) {
+      total += serial_->enqueue_input(std::span<const uint8_t>(b.data(), static_cast<size_t>(n)));
+    }
+    return;
+  }
+  raw_.emplace(STDIN_FILENO);
+  auto self = shared_from_this();
+  serial_->set_on_rx_space([self] { boost::asio::post(self->io_, [self] { self->push(0); }); });
+  read_more();
+}
+
+void ConsoleInput::read_more() {
+  auto self = shared_from_this();
+  in_->async_read_some(boost::asio::buffer(buf_), [self](boost::system::error_code ec, size_t n) {
+    if (ec) return;  // EOF or error: the guest simply gets no more input
+    self->pending_off_ = 0;
+    self->pending_len_ = n;
+    self->push(0);
+  });
+}
+
+void ConsoleInput::push(size_t) {
+  if (pending_len_ == 0) return;
+  size_t n = serial_->enqueue_input(std::span<const uint8_t>(buf_.data() + pending_off_, pending_len_));
+  pending_off_ += n;
+  pending_len_ -= n;
+  // Still bytes left: the UART queue is full; on_rx_space resumes us.
+  if (pending_len_ == 0) read_more();
+}
+
+}  // namespace husk

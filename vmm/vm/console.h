@@ -1,0 +1,76 @@
+// The guest console's host side: output to stdout/a file/nowhere with a panic watcher, and
+// host stdin (raw mode when it is a terminal) fed to the UART through the event loop.
+#pragma once
+
+#include <termios.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "vmm/devices/serial.h"
+#include "vmm/vm/config.h"
+#include "vmm/vm/stop.h"
+
+namespace husk {
+
+// Scans console output for the kernel's panic banner, line by line.
+class PanicWatcher {
+ public:
+  explicit PanicWatcher(StopState& stop) : stop_(stop) {}
+  void feed(uint8_t byte);
+
+ private:
+  StopState& stop_;
+  std::string line_;
+};
+
+class ConsoleOutput {
+ public:
+  static Result<std::shared_ptr<ConsoleOutput>> open(const VmConfig& cfg, StopState& stop);
+  ConsoleOutput(UniqueFd owned, int fd, StopState& stop)
+      : owned_(std::move(owned)), fd_(fd), watcher_(stop) {}
+  void put(uint8_t byte);
+
+ private:
+  UniqueFd owned_;
+  int fd_;  // -1: discard
+  PanicWatcher watcher_;
+};
+
+// Puts a terminal in raw mode for the guest and restores it on destruction.
+class RawTerminal {
+ public:
+  explicit RawTerminal(int fd);
+  ~RawTerminal();
+  RawTerminal(const RawTerminal&) = delete;
+  RawTerminal& operator=(const RawTerminal&) = delete;
+
+ private:
+  int fd_;
+  std::optional<termios> saved_;
+};
+
+// Reads host stdin and queues it to the UART, pausing while the guest's queue is full.
+class ConsoleInput : public std::enable_shared_from_this<ConsoleInput> {
+ public:
+  ConsoleInput(boost::asio::io_context& io, std::shared_ptr<Serial> serial);
+  void start();
+
+ private:
+  void read_more();
+  void push(size_t n);
+  boost::asio::io_context& io_;
+  std::shared_ptr<Serial> serial_;
+  std::optional<boost::asio::posix::stream_descriptor> in_;
+  std::optional<RawTerminal> raw_;
+  std::array<uint8_t, 4096> buf_{};
+  size_t pending_off_ = 0, pending_len_ = 0;
+};
+
+}  // namespace husk
