@@ -40,7 +40,7 @@ size_t Serial::enqueue_input(std::span<const uint8_t> bytes) {
 }
 
 uint8_t Serial::iir() const {
-  if ((ier_ & kIerRda) && !rx_.empty()) return kIirRda;
+  if ((ier_ & kIerRda) && rx_ready()) return kIirRda;
   if ((ier_ & kIerThre) && thre_pending_) return kIirThre;
   return kIirNone;
 }
@@ -64,7 +64,7 @@ uint8_t Serial::read_reg(uint8_t reg) {
   switch (reg) {
     case kData: {
       if (dlab()) return dll_;
-      if (rx_.empty()) return 0;
+      if (!rx_ready()) return 0;
       uint8_t b = rx_.front();
       rx_.pop_front();
       return b;
@@ -77,7 +77,7 @@ uint8_t Serial::read_reg(uint8_t reg) {
     }
     case kLcr: return lcr_;
     case kMcr: return mcr_;
-    case kLsr: return static_cast<uint8_t>(kLsrThre | kLsrTemt | (rx_.empty() ? 0 : kLsrDr));
+    case kLsr: return static_cast<uint8_t>(kLsrThre | kLsrTemt | (rx_ready() ? kLsrDr : 0));
     case kMsr:
       if (loopback()) {
         // Loopback wires the modem control outputs back to the status inputs; Linux's probe

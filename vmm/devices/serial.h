@@ -39,6 +39,9 @@ class Serial : public BusDevice {
   void write_reg(uint8_t reg, uint8_t value);
   bool dlab() const { return lcr_ & 0x80; }
   bool loopback() const { return mcr_ & 0x10; }
+  // Host input stays invisible until the guest driver enables receive interrupts: Linux's 8250
+  // startup reads and discards RBR several times, which would eat early keystrokes.
+  bool rx_ready() const { return !rx_.empty() && ((ier_ & 0x01) || loopback()); }
   // Sets up the pending THRE/RDA state and returns whether an edge should be raised.
   uint8_t iir() const;
 

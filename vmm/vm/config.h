@@ -28,7 +28,7 @@ struct VmConfig {
 };
 
 constexpr const char* kDefaultCmdline =
-    "console=ttyS0 reboot=k panic=-1 nomodule pci=off no_timer_check i8042.noaux i8042.nomux "
+    "console=ttyS0 reboot=k panic=-1 no_timer_check i8042.noaux i8042.nomux "
     "i8042.dumbkbd 8250.nr_uarts=1 quiet";
 
 // Parses argv. Returns the config, or an error message for the user. `--help` and `--version`

@@ -1,5 +1,7 @@
 #include "vmm/vm/stop.h"
 
+#include "common/log.h"
+
 namespace husk {
 
 void StopState::set_notify(std::function<void()> notify) {
@@ -14,6 +16,7 @@ void StopState::request(StopReason reason, std::string detail) {
     if (reason_ != StopReason::kNone) return;
     if (panic_seen_ && (reason == StopReason::kReset || reason == StopReason::kPowerOff))
       reason = StopReason::kGuestPanic;
+    LOG_DEBUG("stop requested (reason %d): %s", static_cast<int>(reason), detail.c_str());
     reason_ = reason;
     detail_ = std::move(detail);
     notify = notify_;

@@ -13,6 +13,7 @@ constexpr uint32_t kLeafHypervisor = 0x40000000;
 constexpr uint32_t kLeafHypervisorTiming = 0x40000010;
 constexpr uint32_t kLeafAmdSizes = 0x80000008;
 constexpr uint32_t kEcxHypervisor = 1u << 31;
+constexpr uint32_t kEcxTscDeadline = 1u << 24;
 constexpr uint32_t kEdxHtt = 1u << 28;
 
 unsigned bits_for(unsigned count) {
@@ -42,13 +43,18 @@ kvm_cpuid_entry2* find_cpuid(std::vector<kvm_cpuid_entry2>& entries, uint32_t le
   return nullptr;
 }
 
-void setup_cpuid(std::vector<kvm_cpuid_entry2>& entries, CpuidTopology t, uint32_t tsc_khz) {
+void setup_cpuid(std::vector<kvm_cpuid_entry2>& entries, CpuidTopology t, CpuidOptions opts) {
+  const uint32_t tsc_khz = opts.tsc_khz;
   for (auto& e : entries) {
     switch (e.function) {
       case kLeafFeatures:
         // EBX[31:24] initial APIC id, [23:16] logical processors per package.
         e.ebx = (e.ebx & 0xffff) | (std::min(t.count, 255u) << 16) | (t.index << 24);
         e.ecx |= kEcxHypervisor;
+        // Without the TSC-deadline timer Linux calibrates and then verifies the LAPIC timer
+        // against the PIT, which fails under nested/emulated timing and leaves the guest with no
+        // working timer ("APIC timer disabled due to verification failure").
+        if (opts.tsc_deadline) e.ecx |= kEcxTscDeadline;
         if (t.count > 1) e.edx |= kEdxHtt; else e.edx &= ~kEdxHtt;
         break;
       case kLeafCacheParams:

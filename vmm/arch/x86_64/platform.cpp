@@ -161,7 +161,8 @@ void X86Platform::setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu
       if (std::find(known.begin(), known.end(), m.index) != known.end()) msrs_.push_back(m);
   }
   auto cpuid = *supported_cpuid_;
-  setup_cpuid(cpuid, CpuidTopology{vcpu.id(), vcpu_count}, vcpu.tsc_khz());
+  setup_cpuid(cpuid, CpuidTopology{vcpu.id(), vcpu_count},
+              CpuidOptions{vcpu.tsc_khz(), kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0});
   vcpu.set_cpuid(cpuid);
   int n = vcpu.set_msrs(msrs_);
   if (n != static_cast<int>(msrs_.size()))

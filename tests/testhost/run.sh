@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs a shell script where a real guest can boot: directly when this machine has hardware KVM
+# (vmx/svm and not PVM), otherwise inside the test host: QEMU TCG with emulated SVM running
+# Debian's cloud kernel with kvm-amd, our binaries and images in its initramfs.
+#
+# usage: run.sh [--timeout SEC] [--mem MiB] [--cpus N] [--add SRC:DEST]... SCRIPT
+# The script sees HUSK_VMM, HUSK_KERNEL, HUSK_INITRD, HUSK_ROOT (and HUSK_IN_TESTHOST=1 inside).
+# Its stdout/stderr are printed and its exit status is returned. If the test host itself fails
+# (no output marker), exits 125 with a message: a broken test host must fail loudly.
+# HUSK_TESTHOST=force|never|auto (default auto) overrides the choice.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+. "$src/scripts/lib/cpio.sh"
+build=${HUSK_BUILD:-$src/build}
+timeout=600 mem=2048 cpus=2
+adds=()
+while [ $# -gt 1 ]; do
+  case "$1" in
+    --timeout) timeout=$2; shift 2 ;;
+    --mem) mem=$2; shift 2 ;;
+    --cpus) cpus=$2; shift 2 ;;
+    --add) adds+=("$2"); shift 2 ;;
+    *) break ;;
+  esac
+done
+script=${1:?usage: run.sh [options] SCRIPT}
+
+vmm=$build/vmm/husk-vmm kernel=$build/images/vmlinux initrd=$build/images/guest-initramfs.cpio
+for f in "$vmm" "$kernel" "$initrd"; do
+  [ -e "$f" ] || { echo "testhost: missing $f: build first (cmake --build $build)" >&2; exit 125; }
+done
+
+hardware_kvm() {
+  [ -c /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo
+}
+mode=${HUSK_TESTHOST:-auto}
+if [ "$mode" = never ] || { [ "$mode" = auto ] && hardware_kvm; }; then
+  [ "$mode" = never ] || echo "testhost: hardware KVM here, running directly" >&2
+  export HUSK_VMM=$vmm HUSK_KERNEL=$kernel HUSK_INITRD=$initrd HUSK_ROOT=$build
+  exec timeout "$timeout" bash "$script"
+fi
+
+command -v qemu-system-x86_64 >/dev/null || { echo "testhost: qemu-system-x86_64 missing (scripts/setup.sh)" >&2; exit 125; }
+hostdir=$("$here/prepare.sh")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+stage_busybox "$root"
+install -m 755 "$here/init" "$root/init"
+mkdir -p "$root/lib/modules/husk" "$root/husk/bin" "$root/husk/images" "$root/husk/run"
+cp "$hostdir"/modules/*.ko "$root/lib/modules/husk/"
+if file_is_static "$vmm"; then cp "$vmm" "$root/husk/bin/"; else copy_with_libs "$vmm" "$root" /husk/bin/husk-vmm; fi
+cp -L "$kernel" "$root/husk/images/vmlinux"
+cp "$initrd" "$root/husk/images/guest-initramfs.cpio"
+for a in "${adds[@]+"${adds[@]}"}"; do
+  s=${a%%:*} d=${a#*:}
+  mkdir -p "$root/$(dirname "$d")"
+  if [ -x "$s" ] && [ -f "$s" ] && ! file_is_static "$s" && ldd "$s" >/dev/null 2>&1; then
+    copy_with_libs "$s" "$root" "$d"
+  else
+    cp -rL "$s" "$root/$d"
+  fi
+done
+cp "$script" "$root/husk/run/cmd.sh"
+make_cpio "$root" "$work/initrd.cpio"
+
+# -cpu max exposes SVM to the test host kernel; microvm keeps QEMU's own boot short; the
+# test host's serial is its only channel back to us.
+set +e
+timeout "$timeout" qemu-system-x86_64 -accel tcg,thread=multi -M microvm,rtc=on -cpu max \
+  -smp "$cpus" -m "$mem" -nographic -no-reboot -nodefaults -serial stdio \
+  -kernel "$hostdir/vmlinuz" -initrd "$work/initrd.cpio" \
+  -append "console=ttyS0 panic=-1 reboot=t ${HUSK_TESTHOST_APPEND:-quiet loglevel=3 tsc=reliable}" </dev/null >"$work/out.log" 2>&1
+qrc=$?
+set -e
+# Strip the carriage returns the serial adds; print only what the command produced.
+tr -d '\r' <"$work/out.log" >"$work/clean.log"
+if ! grep -q '^TESTHOST_EXIT=' "$work/clean.log"; then
+  echo "testhost: FAILED: the test host did not report an exit status (qemu exit $qrc$([ $qrc = 124 ] && echo ', timed out')). Its console:" >&2
+  tail -40 "$work/clean.log" >&2
+  exit 125
+fi
+sed -n '/^TESTHOST_BEGIN$/,/^TESTHOST_EXIT=/p' "$work/clean.log" | sed '1d;$d'
+rc=$(grep -o '^TESTHOST_EXIT=[0-9]*' "$work/clean.log" | tail -1 | cut -d= -f2)
+exit "$rc"
