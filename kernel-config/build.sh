@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Builds the husk guest kernel (vmlinux) from Debian's linux-source-6.12 with our fragment on
-# top of tinyconfig, and prints the path of the result.
+# top of tinyconfig, and prints the path of the result. `--link PATH` also points a symlink
+# at it (the CMake build uses build/images/vmlinux).
 #
 # The output is cached outside the clone, under $HUSK_CACHE (default /var/cache/husk), keyed by
-# the hash of the fragment, this script and the source package version: a second run with
-# nothing changed prints the cached path at once.
+# the hash of the fragment, the recipe version below and the source package version: a second
+# run with nothing changed prints the cached path at once.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+link=
+if [ "${1:-}" = --link ]; then link=${2:?--link needs a path}; fi
+finish() {
+  if [ -n "$link" ]; then mkdir -p "$(dirname "$link")" && ln -sfn "$1" "$link"; fi
+  echo "$1"
+  exit 0
+}
 fragment=$here/husk.config
 cache=${HUSK_CACHE:-/var/cache/husk}
 src_tar=/usr/src/linux-source-6.12.tar.xz
@@ -16,18 +24,17 @@ log() { echo "kernel-config: $*" >&2; }
 
 [ -f "$src_tar" ] || { log "missing $src_tar: run scripts/setup.sh (apt-get install linux-source-6.12)"; exit 1; }
 src_version=$(dpkg-query -W -f '${Version}' linux-source-6.12)
-key=$(cat "$fragment" "$0" <(echo "$src_version") | sha256sum | cut -c1-16)
+# Bump when a change to this script changes the kernel it produces.
+recipe=1
+key=$(cat "$fragment" <(echo "recipe=$recipe source=$src_version") | sha256sum | cut -c1-16)
 out=$cache/kernel/$key
-if [ -f "$out/vmlinux" ]; then
-  echo "$out/vmlinux"
-  exit 0
-fi
+[ -f "$out/vmlinux" ] && finish "$out/vmlinux"
 
 mkdir -p "$cache/kernel"
 # One builder at a time (parallel ctest or two shells); the loser waits and finds the cache.
 exec 9>"$cache/kernel/.lock"
 flock 9
-if [ -f "$out/vmlinux" ]; then echo "$out/vmlinux"; exit 0; fi
+[ -f "$out/vmlinux" ] && finish "$out/vmlinux"
 
 srcdir=$cache/kernel/src-$src_version
 if [ ! -f "$srcdir/Makefile" ]; then
@@ -70,4 +77,4 @@ strip -o "$out.tmp/vmlinux" "$build/vmlinux"
 cp "$build/.config" "$out.tmp/config"
 rm -rf "$out" && mv "$out.tmp" "$out"
 rm -rf "$build"
-echo "$out/vmlinux"
+finish "$out/vmlinux"
