@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything husk needs to build, test and benchmark on Debian bookworm (as root, or
+# through sudo). Idempotent: when every package is present it does nothing.
+set -euo pipefail
+packages=(
+  # build
+  cmake ninja-build g++ clang libclang-rt-14-dev pkg-config
+  # libraries: KVM headers, Boost.Asio, libfdt (aarch64 device trees), CLI11, GoogleTest
+  linux-libc-dev libboost-dev libfdt-dev libcli11-dev libgtest-dev googletest
+  # later components: protobuf/gRPC (agent, shim), JSON, seccomp, capabilities
+  protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc nlohmann-json3-dev
+  libseccomp-dev libcap-dev
+  # guest kernel: Debian's 6.12 source and its build dependencies
+  linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves xz-utils
+  # guest images and the test host (QEMU TCG with emulated SVM, busybox)
+  qemu-system-x86 busybox-static cpio
+  # benchmark plots
+  gnuplot-nox
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Command 2 of the README: every test. Builds the main configuration (unit tests and the tests
+# that boot real guests, in the test host where there is no hardware KVM), an ASan/UBSan
+# configuration for the unit tests, and the libFuzzer targets for a short run each.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+"$src/scripts/setup.sh"
+
+echo "== build (RelWithDebInfo) and all tests"
+"$src/scripts/build.sh" >/dev/null
+ctest --test-dir "$src/build" -j"$jobs" --output-on-failure --timeout 900
+
+echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S "$src" -B "$src/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SANITIZE=ON \
+  -DHUSK_GUEST_IMAGES=OFF >/dev/null
+cmake --build "$src/build-asan" -j"$jobs" >/dev/null
+ctest --test-dir "$src/build-asan" -L unit -j"$jobs" --output-on-failure
+
+echo "== fuzz targets (short runs; see README for long runs)"
+CXX=clang++ cmake -S "$src" -B "$src/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DHUSK_FUZZ=ON -DHUSK_GUEST_IMAGES=OFF >/dev/null
+cmake --build "$src/build-fuzz" -j"$jobs" --target fuzz_targets >/dev/null
+ctest --test-dir "$src/build-fuzz" -L fuzz --output-on-failure
