@@ -57,6 +57,12 @@ MicroVm::MicroVm(const VmConfig& cfg)
   for (const auto& r : mem_.regions()) vm_.set_user_memory_region(slot++, r.start.value, r.size, r.host());
   g_memslot_ns = timing::now_ns() - t;
   check(platform_->load(mem_, cfg_));
+  // Checked after loading, so a broken kernel file is reported as such on every host.
+  if (!cfg_.kernel.empty() && kvm::is_pvm() && !cfg_.allow_pvm)
+    throw std::runtime_error(
+        "/dev/kvm on this host is PVM (module kvm_pvm): it cannot boot a stock Linux guest (it "
+        "would run for seconds in KVM's instruction emulator and die). Boot guests inside the "
+        "husk test host instead: tests/testhost/run.sh (see README), or pass --allow-pvm to try.");
 
   auto out = ConsoleOutput::open(cfg_, stop_);
   if (!out) throw std::runtime_error(out.error().message);
