@@ -53,6 +53,20 @@ struct FlexBuffer {
   std::vector<uint64_t> storage;  // zeroed: KVM rejects non-zero padding in CPUID entries
 };
 
+// Queries a variable-length list, growing the buffer while KVM answers E2BIG. Both list headers
+// start with their entry count, which KVM overwrites with the real count.
+template <class Header, class Entry>
+std::vector<Entry> get_list(int fd, unsigned long req, const char* what) {
+  for (size_t n = 128; n <= 16384; n *= 2) {
+    FlexBuffer<Header, Entry> buf(n);
+    auto* count = reinterpret_cast<uint32_t*>(buf.header());
+    *count = static_cast<uint32_t>(n);
+    if (xioctl(fd, req, buf.header()) == 0) return {buf.entries(), buf.entries() + *count};
+    if (errno != E2BIG) fail(what);
+  }
+  throw KvmError(std::string(what) + ": too many entries", E2BIG);
+}
+
 }  // namespace
 
 KvmError::KvmError(const std::string& what, int err) : std::runtime_error(what), err_(err) {}
@@ -74,25 +88,11 @@ Kvm Kvm::open(const char* path) {
 int Kvm::check_extension(long cap) const { return xioctl(fd(), KVM_CHECK_EXTENSION, cap); }
 
 std::vector<kvm_cpuid_entry2> Kvm::supported_cpuid() const {
-  for (size_t n = 128; n <= 4096; n *= 2) {
-    FlexBuffer<CpuidHeader, kvm_cpuid_entry2> buf(n);
-    buf.header()->nent = static_cast<uint32_t>(n);
-    if (xioctl(fd(), kGetSupportedCpuid, buf.header()) == 0)
-      return {buf.entries(), buf.entries() + buf.header()->nent};
-    if (errno != E2BIG) fail("KVM_GET_SUPPORTED_CPUID");
-  }
-  throw KvmError("KVM_GET_SUPPORTED_CPUID: too many entries", E2BIG);
+  return get_list<CpuidHeader, kvm_cpuid_entry2>(fd(), kGetSupportedCpuid, "KVM_GET_SUPPORTED_CPUID");
 }
 
 std::vector<uint32_t> Kvm::msr_index_list() const {
-  for (size_t n = 256; n <= 16384; n *= 2) {
-    FlexBuffer<MsrListHeader, uint32_t> buf(n);
-    buf.header()->nmsrs = static_cast<uint32_t>(n);
-    if (xioctl(fd(), kGetMsrIndexList, buf.header()) == 0)
-      return {buf.entries(), buf.entries() + buf.header()->nmsrs};
-    if (errno != E2BIG) fail("KVM_GET_MSR_INDEX_LIST");
-  }
-  throw KvmError("KVM_GET_MSR_INDEX_LIST: too many entries", E2BIG);
+  return get_list<MsrListHeader, uint32_t>(fd(), kGetMsrIndexList, "KVM_GET_MSR_INDEX_LIST");
 }
 
 size_t Kvm::vcpu_mmap_size() const {

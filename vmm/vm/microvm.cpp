@@ -224,8 +224,9 @@ bool MicroVm::handle_exit(kvm::Vcpu& vcpu) {
       return false;
     case KVM_EXIT_FAIL_ENTRY:
       stop_.request(StopReason::kVmError,
-                    "KVM could not enter the guest (hardware reason 0x" +
-                        [&] { char b[32]; std::snprintf(b, sizeof b, "%llx", (unsigned long long)run->fail_entry.hardware_entry_failure_reason); return std::string(b); }() + ")");
+                    make_error("KVM could not enter the guest (hardware reason 0x%llx)",
+                               (unsigned long long)run->fail_entry.hardware_entry_failure_reason)
+                        .message);
       return false;
     case KVM_EXIT_INTERNAL_ERROR:
       stop_.request(StopReason::kVmError,
