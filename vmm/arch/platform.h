@@ -39,6 +39,12 @@ class Platform {
   virtual Status load(GuestMemory& mem, const VmConfig& cfg) = 0;
   virtual void setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) = 0;
   virtual Result<PlatformDevices> create_devices(DeviceWiring& wiring) = 0;
+  // MMIO window and interrupt line of virtio-mmio device number `index`.
+  struct MmioSlot {
+    uint64_t base;
+    uint32_t irq;
+  };
+  virtual Result<MmioSlot> virtio_slot(unsigned index) const = 0;
 };
 
 std::unique_ptr<Platform> make_platform();

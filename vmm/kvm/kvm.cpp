@@ -141,6 +141,16 @@ void Vm::register_irqfd(int eventfd, uint32_t gsi) {
   if (xioctl(fd(), KVM_IRQFD, &f) < 0) fail("KVM_IRQFD");
 }
 
+void Vm::register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) {
+  kvm_ioeventfd e{};
+  e.datamatch = datamatch;
+  e.addr = addr;
+  e.len = len;
+  e.fd = eventfd;
+  e.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  if (xioctl(fd(), KVM_IOEVENTFD, &e) < 0) fail("KVM_IOEVENTFD");
+}
+
 void Vm::irq_line(uint32_t irq, bool level) {
   kvm_irq_level l{};
   l.irq = irq;

@@ -24,6 +24,9 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   app.add_option("--vcpus", c.vcpus, "Number of vCPUs")
       ->check(CLI::Range(1u, x86::kMaxVcpus));
   app.add_option("--console", console, "Guest serial console: stdio, none or a file path");
+  std::vector<std::string> blk;
+  app.add_option("--blk", blk, "virtio-blk disk: raw image PATH[,ro] (repeatable)");
+  app.add_flag("--rng", c.rng, "virtio-rng entropy device");
   app.add_flag("--pvh", c.boot_pvh, "Enter the kernel through its PVH ELF note");
   app.add_flag("--allow-pvm", c.allow_pvm,
                "Boot a Linux guest even when /dev/kvm is PVM (it cannot boot a stock kernel)");
@@ -45,6 +48,17 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   if (c.initrd && !c.raw_image.empty()) return make_error("--initrd needs --kernel");
   if (c.boot_pvh && !c.raw_image.empty()) return make_error("--pvh needs --kernel");
   c.cmdline = cmdline.value_or(kDefaultCmdline);
+  for (const auto& b : blk) {
+    virtio::BlockConfig d;
+    d.path = b;
+    if (auto comma = b.find(','); comma != std::string::npos) {
+      d.path = b.substr(0, comma);
+      if (b.substr(comma + 1) != "ro") return make_error("--blk %s: the only option is ,ro", b.c_str());
+      d.read_only = true;
+    }
+    if (d.path.empty()) return make_error("--blk needs a path");
+    c.disks.push_back(d);
+  }
   if (console == "stdio") {
     c.console = ConsoleMode::kStdio;
   } else if (console == "none") {

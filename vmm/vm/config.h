@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "vmm/virtio/blk/block.h"
 
 namespace husk {
 
@@ -25,6 +26,8 @@ struct VmConfig {
   bool boot_pvh = false;       // enter through the PVH note instead of the 64-bit entry
   bool allow_pvm = false;      // try to boot Linux even on PVM (it will not get far)
   int log_level = 2;
+  std::vector<virtio::BlockConfig> disks;  // --blk PATH[,ro], in order: /dev/vda, /dev/vdb...
+  bool rng = false;                        // --rng: virtio-rng backed by getrandom
 };
 
 constexpr const char* kDefaultCmdline =

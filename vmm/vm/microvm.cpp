@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "vmm/vm/timing.h"
+#include "vmm/virtio/rng/rng.h"
 
 namespace husk {
 namespace {
@@ -56,13 +57,6 @@ MicroVm::MicroVm(const VmConfig& cfg)
   uint64_t t = timing::now_ns();
   for (const auto& r : mem_.regions()) vm_.set_user_memory_region(slot++, r.start.value, r.size, r.host());
   g_memslot_ns = timing::now_ns() - t;
-  check(platform_->load(mem_, cfg_));
-  // Checked after loading, so a broken kernel file is reported as such on every host.
-  if (!cfg_.kernel.empty() && kvm::is_pvm() && !cfg_.allow_pvm)
-    throw std::runtime_error(
-        "/dev/kvm on this host is PVM (module kvm_pvm): it cannot boot a stock Linux guest (it "
-        "would run for seconds in KVM's instruction emulator and die). Boot guests inside the "
-        "husk test host instead: tests/testhost/run.sh (see README), or pass --allow-pvm to try.");
 
   auto out = ConsoleOutput::open(cfg_, stop_);
   if (!out) throw std::runtime_error(out.error().message);
@@ -79,6 +73,25 @@ MicroVm::MicroVm(const VmConfig& cfg)
   auto devices = platform_->create_devices(wiring);
   if (!devices) throw std::runtime_error(devices.error().message);
   devices_ = *devices;
+
+  std::vector<std::shared_ptr<virtio::Device>> virtio_devices;
+  for (const auto& d : cfg_.disks) {
+    auto blk = virtio::Block::open(d);
+    if (!blk) throw std::runtime_error(blk.error().message);
+    virtio_devices.push_back(*blk);
+  }
+  if (cfg_.rng) virtio_devices.push_back(std::make_shared<virtio::Rng>());
+  auto announce = virtio_.attach(virtio_devices, *platform_, mmio_, vm_, mem_);
+  if (!announce) throw std::runtime_error(announce.error().message);
+  if (!cfg_.kernel.empty()) cfg_.cmdline += *announce;
+
+  check(platform_->load(mem_, cfg_));
+  // Checked after loading, so a broken kernel file is reported as such on every host.
+  if (!cfg_.kernel.empty() && kvm::is_pvm() && !cfg_.allow_pvm)
+    throw std::runtime_error(
+        "/dev/kvm on this host is PVM (module kvm_pvm): it cannot boot a stock Linux guest (it "
+        "would run for seconds in KVM's instruction emulator and die). Boot guests inside the "
+        "husk test host instead: tests/testhost/run.sh (see README), or pass --allow-pvm to try.");
 
   size_t mmap_size = kvm_.vcpu_mmap_size();
   for (unsigned i = 0; i < cfg_.vcpus; ++i) {
@@ -109,6 +122,7 @@ int MicroVm::run() {
     signal_ = sig;
     stop_.request(StopReason::kSignal, std::string("host signal ") + strsignal(sig));
   });
+  virtio_.start(io_);
   std::shared_ptr<ConsoleInput> input;
   if (cfg_.console == ConsoleMode::kStdio) {
     input = std::make_shared<ConsoleInput>(io_, devices_.console);

@@ -15,6 +15,7 @@
 #include "vmm/vm/config.h"
 #include "vmm/vm/console.h"
 #include "vmm/vm/stop.h"
+#include "vmm/vm/virtio_devices.h"
 
 namespace husk {
 
@@ -44,6 +45,7 @@ class MicroVm {
   Bus pio_, mmio_;
   std::shared_ptr<ConsoleOutput> console_out_;
   PlatformDevices devices_;
+  VirtioDevices virtio_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::jthread> threads_;
   boost::asio::io_context io_;

@@ -195,5 +195,14 @@ Result<PlatformDevices> X86Platform::create_devices(DeviceWiring& w) {
   return d;
 }
 
+Result<Platform::MmioSlot> X86Platform::virtio_slot(unsigned index) const {
+  // IRQs 5-23 on the IOAPIC (the MP table lists them); 0-4 are timer, keyboard, cascade, COM2,
+  // COM1.
+  constexpr unsigned kFirstIrq = 5, kLastIrq = kIoapicPins - 1;
+  if (index > kLastIrq - kFirstIrq)
+    return make_error("at most %u virtio devices", kLastIrq - kFirstIrq + 1);
+  return MmioSlot{layout::kVirtioMmioBase + uint64_t{index} * 0x1000, kFirstIrq + index};
+}
+
 }  // namespace x86
 }  // namespace husk

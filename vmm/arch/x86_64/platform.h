@@ -16,6 +16,7 @@ class X86Platform : public Platform {
   Status load(GuestMemory& mem, const VmConfig& cfg) override;
   void setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) override;
   Result<PlatformDevices> create_devices(DeviceWiring& wiring) override;
+  Result<MmioSlot> virtio_slot(unsigned index) const override;
 
  private:
   Status load_linux(GuestMemory& mem, const VmConfig& cfg);

@@ -1,0 +1,61 @@
+// What a virtio device implements, independent of the transport (MMIO today, PCI maybe later).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "common/result.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/virtio/queue.h"
+
+namespace husk::virtio {
+
+constexpr uint64_t kFVersion1 = 1ull << 32;
+constexpr uint64_t kFRingEventIdx = 1ull << 29;
+constexpr uint64_t kFRingIndirectDesc = 1ull << 28;
+
+enum DeviceType : uint32_t { kNet = 1, kBlock = 2, kConsole = 3, kRng = 4, kVsock = 19, kFs = 26 };
+
+// Raised by devices; the transport turns it into its interrupt status + an irqfd edge.
+class Notifier {
+ public:
+  virtual ~Notifier() = default;
+  virtual void used_buffers() = 0;
+  virtual void config_changed() = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual DeviceType type() const = 0;
+  virtual std::vector<uint16_t> queue_max_sizes() const = 0;
+  // Device-specific feature bits; the transport adds VERSION_1, EVENT_IDX and INDIRECT_DESC.
+  virtual uint64_t features() const = 0;
+  virtual void read_config(uint64_t offset, std::span<uint8_t> data) = 0;
+  virtual void write_config(uint64_t, std::span<const uint8_t>) {}
+
+  // Called at DRIVER_OK with validated queues (owned by the transport, which outlives the
+  // activation). An error marks the device as needing reset.
+  virtual Status activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t acked_features,
+                          Notifier& notifier) = 0;
+  // The driver notified queue `index`. An error means the driver broke the protocol: the
+  // transport marks the device DEVICE_NEEDS_RESET and stops processing it.
+  virtual Status process_queue(uint16_t index) = 0;
+  // Drops all state from activate(); the device may be activated again.
+  virtual void reset() = 0;
+};
+
+}  // namespace husk::virtio
+
+namespace husk::virtio {
+
+// The loop every request-driven device runs on a notification: pop each available chain,
+// let `handle` serve it (returning the bytes written into it), return it as used, and
+// interrupt the driver if it asked for that. An error from the queue (a broken driver)
+// stops the loop and is returned.
+Status serve_queue(Queue& queue, GuestMemory& mem, Notifier& notifier,
+                   const std::function<Result<uint32_t>(const DescriptorChain&)>& handle);
+
+}  // namespace husk::virtio

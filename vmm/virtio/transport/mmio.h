@@ -1,0 +1,60 @@
+// virtio-mmio transport, version 2 (virtio 1.x "modern" register layout, spec section 4.2):
+// feature negotiation, the device status state machine, queue setup and the device's config
+// space. Register accesses come from vCPU threads, queue notifications from the event loop;
+// one mutex serializes them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "vmm/devices/bus.h"
+#include "vmm/devices/interrupt.h"
+#include "vmm/virtio/device.h"
+
+namespace husk::virtio {
+
+class MmioTransport : public BusDevice, private Notifier {
+ public:
+  static constexpr uint64_t kSize = 0x1000;
+  static constexpr uint64_t kQueueNotify = 0x50;
+
+  MmioTransport(std::shared_ptr<Device> device, GuestMemory& mem, std::shared_ptr<Interrupt> irq);
+
+  void read(uint64_t offset, std::span<uint8_t> data) override;
+  void write(uint64_t offset, std::span<const uint8_t> data) override;
+  // A queue notification (from an ioeventfd, or a QueueNotify write without one).
+  void notify(uint16_t queue);
+
+  uint32_t status() const;
+  size_t queue_count() const { return queues_.size(); }
+
+ private:
+  void used_buffers() override;
+  void config_changed() override;
+  uint32_t read_reg(uint64_t offset);
+  void write_reg(uint64_t offset, uint32_t value);
+  void set_status(uint32_t value);
+  void fail(const char* why);  // DEVICE_NEEDS_RESET + config interrupt
+  void reset_locked();
+  Queue* selected();
+
+  mutable std::mutex mu_;
+  std::shared_ptr<Device> device_;
+  GuestMemory& mem_;
+  std::shared_ptr<Interrupt> irq_;
+  std::vector<Queue> queues_;
+  uint64_t device_features_;
+  uint64_t driver_features_ = 0;
+  uint32_t device_features_sel_ = 0, driver_features_sel_ = 0, queue_sel_ = 0;
+  uint32_t status_ = 0;
+  std::atomic<uint32_t> interrupt_status_{0};  // also raised by devices completing later
+  uint32_t config_generation_ = 0;
+  bool active_ = false;
+  bool broken_ = false;
+};
+
+}  // namespace husk::virtio

@@ -1,0 +1,60 @@
+#include "vmm/vm/virtio_devices.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace husk {
+
+Result<std::string> VirtioDevices::attach(const std::vector<std::shared_ptr<virtio::Device>>& devices,
+                                          const Platform& platform, Bus& mmio, kvm::Vm& vm,
+                                          GuestMemory& mem) {
+  std::string cmdline;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    auto slot = platform.virtio_slot(static_cast<unsigned>(i));
+    if (!slot) return slot.error();
+    auto transport = std::make_shared<virtio::MmioTransport>(
+        devices[i], mem, std::make_shared<IrqfdInterrupt>(vm, slot->irq));
+    if (auto s = mmio.insert(slot->base, virtio::MmioTransport::kSize, transport); !s) return s.error();
+    for (uint16_t q = 0; q < transport->queue_count(); ++q) {
+      auto k = std::make_unique<QueueKick>();
+      k->transport = transport;
+      k->queue = q;
+      k->eventfd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!k->eventfd) return make_error("eventfd: %s", strerror(errno));
+      vm.register_ioeventfd(k->eventfd.get(), slot->base + virtio::MmioTransport::kQueueNotify, 4, q);
+      kicks_.push_back(std::move(k));
+    }
+    transports_.push_back(transport);
+    char frag[96];
+    std::snprintf(frag, sizeof frag, " virtio_mmio.device=4K@0x%llx:%u",
+                  (unsigned long long)slot->base, slot->irq);
+    cmdline += frag;
+  }
+  return cmdline;
+}
+
+void VirtioDevices::start(boost::asio::io_context& io) {
+  for (auto& k : kicks_) {
+    k->watch = std::make_unique<boost::asio::posix::stream_descriptor>(io, ::dup(k->eventfd.get()));
+    arm(*k);
+  }
+}
+
+void VirtioDevices::arm(QueueKick& k) {
+  k.watch->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                      [this, &k](boost::system::error_code ec) {
+                        if (ec) return;
+                        uint64_t count;
+                        // Reading resets the counter; several kicks collapse into one pass.
+                        while (::read(k.eventfd.get(), &count, sizeof count) < 0 && errno == EINTR) {
+                        }
+                        k.transport->notify(k.queue);
+                        arm(k);
+                      });
+}
+
+}  // namespace husk

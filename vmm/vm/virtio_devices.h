@@ -1,0 +1,38 @@
+// The VM's virtio-mmio devices: one transport per device at the platform's next MMIO slot, its
+// queue notifications as ioeventfds served on the event loop (never on a vCPU thread), its
+// interrupt as an irqfd, and the kernel command line that announces it.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "vmm/arch/platform.h"
+#include "vmm/virtio/transport/mmio.h"
+
+namespace husk {
+
+class VirtioDevices {
+ public:
+  // Returns the command line fragment (" virtio_mmio.device=4K@0x...:IRQ" per device).
+  Result<std::string> attach(const std::vector<std::shared_ptr<virtio::Device>>& devices,
+                             const Platform& platform, Bus& mmio, kvm::Vm& vm, GuestMemory& mem);
+  // Starts serving queue notifications on `io`.
+  void start(boost::asio::io_context& io);
+
+ private:
+  struct QueueKick {
+    std::shared_ptr<virtio::MmioTransport> transport;
+    uint16_t queue;
+    UniqueFd eventfd;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> watch;
+  };
+  void arm(QueueKick& k);
+  std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
+  std::vector<std::unique_ptr<QueueKick>> kicks_;
+};
+
+}  // namespace husk
