@@ -59,10 +59,10 @@ void Queue::reset() {
 Status Queue::walk(const GuestMemory& mem, GuestAddress table, uint32_t count, uint16_t index,
                    bool indirect, DescriptorChain& chain, uint32_t& budget) const {
   for (;;) {
+    if (index >= count) return make_error("descriptor index %u out of range %u", index, count);
     // A chain visits each descriptor at most once: more steps than descriptors is a loop.
     if (budget == 0) return make_error("descriptor chain is longer than its table (a loop?)");
     --budget;
-    if (index >= count) return make_error("descriptor index %u out of range %u", index, count);
     auto d = mem.read_obj<Desc>(GuestAddress(table.value + uint64_t{index} * sizeof(Desc)));
     if (!d) return d.error();
     if (d->flags & kDescFIndirect) {
