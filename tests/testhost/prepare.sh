@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches the test host's kernel: Debian's cloud kernel (bzImage) and its kvm, kvm-amd,
-# kvm-intel and irqbypass modules, unpacked (not installed) into $HUSK_CACHE/testhost/<version>.
+# kvm-intel, irqbypass and tun modules, unpacked (not installed) into $HUSK_CACHE/testhost/<version>.
 # Prints that directory.
 set -euo pipefail
 cache=${HUSK_CACHE:-/var/cache/husk}/testhost
@@ -9,7 +9,8 @@ exec 9>"$cache/.lock"
 flock 9
 pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -o 'linux-image-[0-9][^ ]*-cloud-amd64' | head -1)
 [ -n "$pkg" ] || { echo "testhost: cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
-dir=$cache/$pkg
+# Bump the suffix when the module list below changes.
+dir=$cache/$pkg-2
 if [ ! -f "$dir/ready" ]; then
   echo "testhost: fetching $pkg" >&2
   rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp/deb"
@@ -18,7 +19,8 @@ if [ ! -f "$dir/ready" ]; then
   dpkg-deb -x "$dir.tmp"/deb/*.deb "$dir.tmp/x"
   cp "$dir.tmp"/x/boot/vmlinuz-* "$dir.tmp/vmlinuz"
   mkdir -p "$dir.tmp/modules"
-  for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko arch/x86/kvm/kvm-intel.ko; do
+  for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko arch/x86/kvm/kvm-intel.ko \
+    drivers/net/tun.ko; do
     f=$(ls "$dir.tmp"/x/lib/modules/*/kernel/$m*)
     case "$f" in
       *.xz) xz -dc "$f" >"$dir.tmp/modules/$(basename "$m")" ;;

@@ -76,3 +76,27 @@ TEST(VirtioRng, GuestReadsOneMebibyteOfEntropy) {
 
 }  // namespace
 }  // namespace husk
+
+namespace husk {
+namespace {
+
+TEST(VirtioNet, GuestReachesTheHostOverATap) {
+  auto r = testhost::run(
+      "tunctl -t husktap0 >/dev/null && ip link set husktap0 up && ip addr add 172.30.0.1/24 dev husktap0\n"
+      "yes host-sent-this | head -c 262144 > /tmp/p\n"
+      "echo HOST_SENT_MD5=$(md5sum < /tmp/p | cut -d' ' -f1)\n"
+      "nc -l -p 5000 -e cat /tmp/p &\n"
+      "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --net husktap0,06:aa:bb:cc:dd:01 "
+      "--cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=net'\n"
+      "echo VMM_EXIT=$?\n");
+  ASSERT_NE(r.exit_code, 125) << r.output;
+  EXPECT_EQ(r.value("GUEST_MAC"), "06:aa:bb:cc:dd:01") << r.output;
+  EXPECT_EQ(r.value("GUEST_PING"), "ok") << r.output;
+  EXPECT_EQ(r.value("GUEST_GOT_BYTES"), "262144") << r.output;
+  ASSERT_FALSE(r.value("HOST_SENT_MD5").empty()) << r.output;
+  EXPECT_EQ(r.value("GUEST_GOT_MD5"), r.value("HOST_SENT_MD5")) << r.output;
+  EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;
+}
+
+}  // namespace
+}  // namespace husk

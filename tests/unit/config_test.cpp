@@ -57,3 +57,32 @@ TEST(Config, HelpIsNotAnError) {
 
 }  // namespace
 }  // namespace husk
+
+namespace husk {
+namespace {
+
+TEST(Config, VirtioDeviceOptions) {
+  const char* args[] = {"husk-vmm", "--kernel", "k", "--blk", "a.img", "--blk", "b.img,ro", "--rng",
+                        "--net", "tap0", "--net", "tap1,02:00:00:00:00:09"};
+  bool exit_ok = false;
+  auto c = parse_args(12, args, &exit_ok);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_EQ(c->disks.size(), 2u);
+  EXPECT_FALSE(c->disks[0].read_only);
+  EXPECT_TRUE(c->disks[1].read_only);
+  EXPECT_EQ(c->disks[1].path, "b.img");
+  EXPECT_TRUE(c->rng);
+  ASSERT_EQ(c->nics.size(), 2u);
+  EXPECT_EQ(c->nics[0].tap, "tap0");
+  EXPECT_EQ(c->nics[0].mac[5], 1);
+  EXPECT_EQ(c->nics[1].mac[5], 9);
+  const char* bad_blk[] = {"husk-vmm", "--kernel", "k", "--blk", "a.img,rw"};
+  EXPECT_FALSE(parse_args(5, bad_blk, &exit_ok).ok());
+  const char* bad_mac[] = {"husk-vmm", "--kernel", "k", "--net", "tap0,01:00:00:00:00:01"};
+  EXPECT_FALSE(parse_args(5, bad_mac, &exit_ok).ok());  // multicast
+  const char* bad_mac2[] = {"husk-vmm", "--kernel", "k", "--net", "tap0,zz"};
+  EXPECT_FALSE(parse_args(5, bad_mac2, &exit_ok).ok());
+}
+
+}  // namespace
+}  // namespace husk

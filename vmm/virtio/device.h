@@ -45,6 +45,12 @@ class Device {
   virtual Status process_queue(uint16_t index) = 0;
   // Drops all state from activate(); the device may be activated again.
   virtual void reset() = 0;
+
+  // Host-side file descriptors the device wants to hear about (a tap, a socket). When one is
+  // readable the event loop calls on_host_event(fd), serialized with process_queue. The device
+  // must drain the fd (or stop caring about it) before returning.
+  virtual std::vector<int> host_fds() const { return {}; }
+  virtual Status on_host_event(int) { return {}; }
 };
 
 }  // namespace husk::virtio

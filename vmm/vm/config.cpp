@@ -27,6 +27,8 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::vector<std::string> blk;
   app.add_option("--blk", blk, "virtio-blk disk: raw image PATH[,ro] (repeatable)");
   app.add_flag("--rng", c.rng, "virtio-rng entropy device");
+  std::vector<std::string> nets;
+  app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC] (repeatable)");
   app.add_flag("--pvh", c.boot_pvh, "Enter the kernel through its PVH ELF note");
   app.add_flag("--allow-pvm", c.allow_pvm,
                "Boot a Linux guest even when /dev/kvm is PVM (it cannot boot a stock kernel)");
@@ -58,6 +60,22 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     }
     if (d.path.empty()) return make_error("--blk needs a path");
     c.disks.push_back(d);
+  }
+  for (size_t i = 0; i < nets.size(); ++i) {
+    virtio::NetConfig n;
+    const auto& arg = nets[i];
+    auto comma = arg.find(',');
+    n.tap = arg.substr(0, comma);
+    // Default: a locally administered unicast MAC, distinct per interface.
+    std::string mac = comma == std::string::npos
+                          ? "06:00:00:00:00:" + std::string(1, "0123456789abcdef"[(i + 1) / 16]) +
+                                std::string(1, "0123456789abcdef"[(i + 1) % 16])
+                          : arg.substr(comma + 1);
+    auto parsed = virtio::parse_mac(mac);
+    if (!parsed) return make_error("--net %s: %s", arg.c_str(), parsed.error().message.c_str());
+    n.mac = *parsed;
+    if (n.tap.empty()) return make_error("--net needs a tap name");
+    c.nics.push_back(n);
   }
   if (console == "stdio") {
     c.console = ConsoleMode::kStdio;

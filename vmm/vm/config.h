@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "vmm/virtio/blk/block.h"
+#include "vmm/virtio/net/net.h"
 
 namespace husk {
 
@@ -28,6 +29,7 @@ struct VmConfig {
   int log_level = 2;
   std::vector<virtio::BlockConfig> disks;  // --blk PATH[,ro], in order: /dev/vda, /dev/vdb...
   bool rng = false;                        // --rng: virtio-rng backed by getrandom
+  std::vector<virtio::NetConfig> nics;     // --net TAP[,MAC]: eth0, eth1...
 };
 
 constexpr const char* kDefaultCmdline =

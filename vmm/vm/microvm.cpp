@@ -80,6 +80,11 @@ MicroVm::MicroVm(const VmConfig& cfg)
     if (!blk) throw std::runtime_error(blk.error().message);
     virtio_devices.push_back(*blk);
   }
+  for (const auto& n : cfg_.nics) {
+    auto net = virtio::Net::open(n);
+    if (!net) throw std::runtime_error(net.error().message);
+    virtio_devices.push_back(*net);
+  }
   if (cfg_.rng) virtio_devices.push_back(std::make_shared<virtio::Rng>());
   auto announce = virtio_.attach(virtio_devices, *platform_, mmio_, vm_, mem_);
   if (!announce) throw std::runtime_error(announce.error().message);

@@ -42,6 +42,26 @@ void VirtioDevices::start(boost::asio::io_context& io) {
     k->watch = std::make_unique<boost::asio::posix::stream_descriptor>(io, ::dup(k->eventfd.get()));
     arm(*k);
   }
+  for (auto& t : transports_) {
+    for (int fd : t->host_fds()) {
+      auto w = std::make_unique<HostWatch>();
+      w->transport = t;
+      w->fd = fd;
+      // A duplicate, so closing the watch never closes the device's own descriptor.
+      w->watch = std::make_unique<boost::asio::posix::stream_descriptor>(io, ::dup(fd));
+      arm(*w);
+      host_watches_.push_back(std::move(w));
+    }
+  }
+}
+
+void VirtioDevices::arm(HostWatch& w) {
+  w.watch->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                      [this, &w](boost::system::error_code ec) {
+                        if (ec) return;
+                        w.transport->host_event(w.fd);
+                        arm(w);
+                      });
 }
 
 void VirtioDevices::arm(QueueKick& k) {

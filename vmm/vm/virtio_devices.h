@@ -31,6 +31,13 @@ class VirtioDevices {
     std::unique_ptr<boost::asio::posix::stream_descriptor> watch;
   };
   void arm(QueueKick& k);
+  struct HostWatch {
+    std::shared_ptr<virtio::MmioTransport> transport;
+    int fd;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> watch;
+  };
+  void arm(HostWatch& w);
+  std::vector<std::unique_ptr<HostWatch>> host_watches_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
   std::vector<std::unique_ptr<QueueKick>> kicks_;
 };

@@ -199,6 +199,12 @@ void MmioTransport::notify(uint16_t queue) {
   if (auto s = device_->process_queue(queue); !s) fail(s.error().message.c_str());
 }
 
+void MmioTransport::host_event(int fd) {
+  std::lock_guard g(mu_);
+  if (broken_) return;
+  if (auto s = device_->on_host_event(fd); !s) fail(s.error().message.c_str());
+}
+
 void MmioTransport::used_buffers() {
   // Called by the device inside process_queue (lock held).
   interrupt_status_.fetch_or(kIntUsed);

@@ -28,6 +28,9 @@ class MmioTransport : public BusDevice, private Notifier {
   void write(uint64_t offset, std::span<const uint8_t> data) override;
   // A queue notification (from an ioeventfd, or a QueueNotify write without one).
   void notify(uint16_t queue);
+  // One of the device's host fds is readable.
+  void host_event(int fd);
+  std::vector<int> host_fds() const { return device_->host_fds(); }
 
   uint32_t status() const;
   size_t queue_count() const { return queues_.size(); }

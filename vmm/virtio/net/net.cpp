@@ -1,0 +1,149 @@
+#include "vmm/virtio/net/net.h"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "common/log.h"
+#include "vmm/virtio/chain_io.h"
+
+namespace husk::virtio {
+namespace {
+constexpr uint64_t kFMac = 1ull << 5;
+constexpr int kVnetHdrSize = 12;  // virtio_net_hdr_v1 (VERSION_1 always has num_buffers)
+constexpr uint64_t kNumBuffersOffset = 10;
+enum : uint16_t { kRxQueue = 0, kTxQueue = 1 };
+}  // namespace
+
+Result<std::array<uint8_t, 6>> parse_mac(const std::string& s) {
+  std::array<uint8_t, 6> mac{};
+  unsigned v[6];
+  char extra;
+  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                  &extra) != 6)
+    return make_error("MAC address %s is not of the form aa:bb:cc:dd:ee:ff", s.c_str());
+  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
+  if (mac[0] & 1) return make_error("MAC address %s is a multicast address", s.c_str());
+  return mac;
+}
+
+Result<std::shared_ptr<Net>> Net::open(const NetConfig& cfg) {
+  if (cfg.tap.empty() || cfg.tap.size() >= IFNAMSIZ)
+    return make_error("tap name '%s' is empty or too long", cfg.tap.c_str());
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return make_error("cannot open /dev/net/tun: %s", strerror(errno));
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, cfg.tap.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0)
+    return make_error("cannot attach to tap %s: %s", cfg.tap.c_str(), strerror(errno));
+  int hdr = kVnetHdrSize;
+  if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) < 0)
+    return make_error("tap %s: TUNSETVNETHDRSZ: %s", cfg.tap.c_str(), strerror(errno));
+  // No offloads are negotiated, so the tap must hand us complete, checksummed frames.
+  if (::ioctl(fd.get(), TUNSETOFFLOAD, 0) < 0)
+    return make_error("tap %s: TUNSETOFFLOAD: %s", cfg.tap.c_str(), strerror(errno));
+  return std::make_shared<Net>(std::move(fd), cfg.mac);
+}
+
+uint64_t Net::features() const { return kFMac; }
+
+void Net::read_config(uint64_t offset, std::span<uint8_t> data) {
+  for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < mac_.size() ? mac_[offset + i] : 0;
+}
+
+Status Net::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, Notifier& notifier) {
+  if (queues.size() < 2 || !queues[kRxQueue].ready || !queues[kTxQueue].ready)
+    return make_error("virtio-net: receive and transmit queues must both be ready");
+  mem_ = &mem;
+  queues_ = &queues;
+  notifier_ = &notifier;
+  return {};
+}
+
+void Net::reset() {
+  mem_ = nullptr, queues_ = nullptr, notifier_ = nullptr;
+  pending_.clear();
+}
+
+Status Net::process_queue(uint16_t index) {
+  if (!queues_) return {};
+  if (index == kTxQueue) return transmit();
+  if (index == kRxQueue) return deliver();
+  return {};
+}
+
+Status Net::transmit() {
+  return serve_queue((*queues_)[kTxQueue], *mem_, *notifier_,
+                     [this](const DescriptorChain& c) -> Result<uint32_t> {
+    uint64_t len = c.readable_bytes();
+    if (len < kVnetHdrSize || len > kMaxFrame) {
+      LOG_WARN_RATELIMITED("virtio-net: dropping a %llu-byte transmit buffer", (unsigned long long)len);
+      return uint32_t{0};
+    }
+    auto iov = chain_iovecs(*mem_, c.readable, 0, len);
+    if (!iov) return iov.error();
+    ssize_t n;
+    do n = ::writev(tap_.get(), iov->data(), static_cast<int>(iov->size()));
+    while (n < 0 && errno == EINTR);
+    // A full tap queue or a down interface drops the frame, like a real NIC.
+    if (n < 0) LOG_WARN_RATELIMITED("virtio-net: tap write failed: %s", strerror(errno));
+    return uint32_t{0};
+  });
+}
+
+Status Net::on_host_event(int) {
+  // Drain the tap completely (the event loop will not report it again otherwise).
+  for (;;) {
+    std::vector<uint8_t> frame(kMaxFrame);
+    ssize_t n = ::read(tap_.get(), frame.data(), frame.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= kVnetHdrSize) break;
+    if (!queues_ || pending_.size() >= kMaxPending) {
+      ++dropped_;
+      continue;
+    }
+    frame.resize(static_cast<size_t>(n));
+    pending_.push_back(std::move(frame));
+  }
+  return deliver();
+}
+
+Status Net::deliver() {
+  if (!queues_) return {};
+  Queue& rx = (*queues_)[kRxQueue];
+  bool used = false;
+  while (!pending_.empty()) {
+    auto chain = rx.pop(*mem_);
+    if (!chain) return chain.error();
+    if (!*chain) break;  // the guest has no buffers: keep the frames for its next kick
+    auto& frame = pending_.front();
+    const auto& c = **chain;
+    uint32_t written = 0;
+    if (c.writable_bytes() >= frame.size()) {
+      uint16_t one = 1;  // without MRG_RXBUF every frame fits one buffer
+      std::memcpy(frame.data() + kNumBuffersOffset, &one, sizeof one);
+      if (auto s = copy_to_chain(*mem_, c.writable, 0, frame); !s) return s;
+      written = static_cast<uint32_t>(frame.size());
+    } else {
+      ++dropped_;  // the buffer is too small for this frame: drop it, return the buffer empty
+    }
+    pending_.pop_front();
+    if (auto s = rx.add_used(*mem_, c.head, written); !s) return s;
+    used = true;
+  }
+  if (!used) return {};
+  auto notify = rx.needs_notification(*mem_);
+  if (!notify) return notify.error();
+  if (*notify) notifier_->used_buffers();
+  return {};
+}
+
+}  // namespace husk::virtio

@@ -1,0 +1,56 @@
+// virtio-net (spec 5.1) on a host tap device: one receive and one transmit queue, MAC address
+// in config space. Frames carry the 12-byte virtio_net_hdr_v1, which is also the tap's vnet
+// header, so headers pass through unchanged.
+#pragma once
+
+#include <array>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "vmm/virtio/device.h"
+
+namespace husk::virtio {
+
+struct NetConfig {
+  std::string tap;               // host interface name (created if absent, needs CAP_NET_ADMIN)
+  std::array<uint8_t, 6> mac{};  // guest MAC
+};
+
+// Parses "aa:bb:cc:dd:ee:ff".
+Result<std::array<uint8_t, 6>> parse_mac(const std::string& s);
+
+class Net : public Device {
+ public:
+  static Result<std::shared_ptr<Net>> open(const NetConfig& cfg);
+  Net(UniqueFd tap, std::array<uint8_t, 6> mac) : tap_(std::move(tap)), mac_(mac) {}
+
+  DeviceType type() const override { return kNet; }
+  std::vector<uint16_t> queue_max_sizes() const override { return {256, 256}; }
+  uint64_t features() const override;
+  void read_config(uint64_t offset, std::span<uint8_t> data) override;
+  Status activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t,
+                  Notifier& notifier) override;
+  Status process_queue(uint16_t index) override;
+  void reset() override;
+  std::vector<int> host_fds() const override { return {tap_.get()}; }
+  Status on_host_event(int fd) override;
+
+ private:
+  Status transmit();
+  Status deliver();  // pending frames into posted receive buffers
+
+  static constexpr size_t kMaxFrame = 65562;     // vnet header + 64 KiB
+  static constexpr size_t kMaxPending = 256;     // frames held while the guest has no buffers
+  UniqueFd tap_;
+  std::array<uint8_t, 6> mac_;
+  std::deque<std::vector<uint8_t>> pending_;
+  GuestMemory* mem_ = nullptr;
+  std::vector<Queue>* queues_ = nullptr;
+  Notifier* notifier_ = nullptr;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace husk::virtio
