@@ -46,11 +46,11 @@ class Device {
   // Drops all state from activate(); the device may be activated again.
   virtual void reset() = 0;
 
-  // Host-side file descriptors the device wants to hear about (a tap, a socket). When one is
-  // readable the event loop calls on_host_event(fd), serialized with process_queue. The device
-  // must drain the fd (or stop caring about it) before returning.
+  // Host-side file descriptors the device takes input from (a tap). The event loop reads them
+  // and hands each read's bytes (for a tap: one frame) to on_host_data, serialized with
+  // process_queue.
   virtual std::vector<int> host_fds() const { return {}; }
-  virtual Status on_host_event(int) { return {}; }
+  virtual Status on_host_data(int, std::span<const uint8_t>) { return {}; }
 };
 
 }  // namespace husk::virtio

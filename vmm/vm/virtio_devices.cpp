@@ -49,6 +49,7 @@ void VirtioDevices::start(boost::asio::io_context& io) {
       w->fd = fd;
       // A duplicate, so closing the watch never closes the device's own descriptor.
       w->watch = std::make_unique<boost::asio::posix::stream_descriptor>(io, ::dup(fd));
+      w->buffer.resize(65562 + 64);  // one tap frame with its vnet header
       arm(*w);
       host_watches_.push_back(std::move(w));
     }
@@ -56,25 +57,22 @@ void VirtioDevices::start(boost::asio::io_context& io) {
 }
 
 void VirtioDevices::arm(HostWatch& w) {
-  w.watch->async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                      [this, &w](boost::system::error_code ec) {
-                        if (ec) return;
-                        w.transport->host_event(w.fd);
-                        arm(w);
-                      });
+  w.watch->async_read_some(boost::asio::buffer(w.buffer),
+                           [this, &w](boost::system::error_code ec, size_t n) {
+                             if (ec) return;  // EOF or error: the device gets no more input
+                             w.transport->host_data(w.fd, std::span<const uint8_t>(w.buffer.data(), n));
+                             arm(w);
+                           });
 }
 
 void VirtioDevices::arm(QueueKick& k) {
-  k.watch->async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                      [this, &k](boost::system::error_code ec) {
-                        if (ec) return;
-                        uint64_t count;
-                        // Reading resets the counter; several kicks collapse into one pass.
-                        while (::read(k.eventfd.get(), &count, sizeof count) < 0 && errno == EINTR) {
-                        }
-                        k.transport->notify(k.queue);
-                        arm(k);
-                      });
+  // Reading the eventfd resets its counter: several kicks collapse into one pass.
+  k.watch->async_read_some(boost::asio::buffer(&k.counter, sizeof k.counter),
+                           [this, &k](boost::system::error_code ec, size_t) {
+                             if (ec) return;
+                             k.transport->notify(k.queue);
+                             arm(k);
+                           });
 }
 
 }  // namespace husk

@@ -24,17 +24,21 @@ class VirtioDevices {
   void start(boost::asio::io_context& io);
 
  private:
+  // Watches use asynchronous reads, not readiness waits: Asio's reactor is edge-triggered and
+  // a readiness wait re-armed after an edge would miss it; a read first tries the fd itself.
   struct QueueKick {
     std::shared_ptr<virtio::MmioTransport> transport;
     uint16_t queue;
     UniqueFd eventfd;
     std::unique_ptr<boost::asio::posix::stream_descriptor> watch;
+    uint64_t counter = 0;
   };
   void arm(QueueKick& k);
   struct HostWatch {
     std::shared_ptr<virtio::MmioTransport> transport;
     int fd;
     std::unique_ptr<boost::asio::posix::stream_descriptor> watch;
+    std::vector<uint8_t> buffer;
   };
   void arm(HostWatch& w);
   std::vector<std::unique_ptr<HostWatch>> host_watches_;

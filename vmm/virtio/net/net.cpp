@@ -99,20 +99,13 @@ Status Net::transmit() {
   });
 }
 
-Status Net::on_host_event(int) {
-  // Drain the tap completely (the event loop will not report it again otherwise).
-  for (;;) {
-    std::vector<uint8_t> frame(kMaxFrame);
-    ssize_t n = ::read(tap_.get(), frame.data(), frame.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= kVnetHdrSize) break;
-    if (!queues_ || pending_.size() >= kMaxPending) {
-      ++dropped_;
-      continue;
-    }
-    frame.resize(static_cast<size_t>(n));
-    pending_.push_back(std::move(frame));
+Status Net::on_host_data(int, std::span<const uint8_t> frame) {
+  if (frame.size() <= kVnetHdrSize) return {};
+  if (!queues_ || pending_.size() >= kMaxPending) {
+    ++dropped_;  // no driver, or it stopped taking frames: drop, as a NIC would
+    return {};
   }
+  pending_.emplace_back(frame.begin(), frame.end());
   return deliver();
 }
 

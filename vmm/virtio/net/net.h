@@ -36,7 +36,7 @@ class Net : public Device {
   Status process_queue(uint16_t index) override;
   void reset() override;
   std::vector<int> host_fds() const override { return {tap_.get()}; }
-  Status on_host_event(int fd) override;
+  Status on_host_data(int fd, std::span<const uint8_t> frame) override;
 
  private:
   Status transmit();

@@ -199,10 +199,10 @@ void MmioTransport::notify(uint16_t queue) {
   if (auto s = device_->process_queue(queue); !s) fail(s.error().message.c_str());
 }
 
-void MmioTransport::host_event(int fd) {
+void MmioTransport::host_data(int fd, std::span<const uint8_t> bytes) {
   std::lock_guard g(mu_);
   if (broken_) return;
-  if (auto s = device_->on_host_event(fd); !s) fail(s.error().message.c_str());
+  if (auto s = device_->on_host_data(fd, bytes); !s) fail(s.error().message.c_str());
 }
 
 void MmioTransport::used_buffers() {

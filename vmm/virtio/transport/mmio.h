@@ -28,8 +28,8 @@ class MmioTransport : public BusDevice, private Notifier {
   void write(uint64_t offset, std::span<const uint8_t> data) override;
   // A queue notification (from an ioeventfd, or a QueueNotify write without one).
   void notify(uint16_t queue);
-  // One of the device's host fds is readable.
-  void host_event(int fd);
+  // Bytes read from one of the device's host fds.
+  void host_data(int fd, std::span<const uint8_t> bytes);
   std::vector<int> host_fds() const { return device_->host_fds(); }
 
   uint32_t status() const;
