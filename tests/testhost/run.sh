@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 . "$src/scripts/lib/cpio.sh"
 build=${HUSK_BUILD:-$src/build}
-timeout=600 mem=2048 cpus=2
+timeout=300 mem=2048 cpus=2
 adds=()
 while [ $# -gt 1 ]; do
   case "$1" in

@@ -34,6 +34,19 @@ TEST(VirtioBlk, GuestReadsHostDataAndHostReadsGuestData) {
   EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;
 }
 
+TEST(VirtioBlk, RateLimitedDiskServesEveryRequest) {
+  // 512 KiB/s and 200 requests/s: the 2 MiB the guest moves must wait for tokens (timers on the
+  // event loop) and still arrive intact.
+  auto r = testhost::run(kMakeDisk + "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" "
+                         "--blk /tmp/disk.img,bw=524288,iops=200 --cmdline '" + kCmdline + "husk_mode=blk'\n"
+                         "echo VMM_EXIT=$?\n" + kReadBack);
+  ASSERT_NE(r.exit_code, kTesthostBroken) << r.output;
+  EXPECT_EQ(r.value("GUEST_MD5_0"), r.value("HOST_MD5_0")) << r.output;
+  EXPECT_EQ(r.value("GUEST_WRITE"), "ok") << r.output;
+  EXPECT_EQ(r.value("HOST_MD5_1"), r.value("GUEST_MD5_1")) << r.output;
+  EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;
+}
+
 TEST(VirtioBlk, SyncedDataSurvivesKillingTheVmm) {
   auto r = testhost::run(
       kMakeDisk +

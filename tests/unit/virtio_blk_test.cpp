@@ -16,8 +16,10 @@ using testing::FakeQueue;
 
 struct NullNotifier : Notifier {
   int used = 0;
+  uint64_t retry_ns = 0;
   void used_buffers() override { ++used; }
   void config_changed() override {}
+  void retry_after(uint16_t, uint64_t ns) override { retry_ns = ns; }
 };
 
 struct Header {
@@ -33,7 +35,7 @@ struct BlkTest : ::testing::Test {
   NullNotifier notifier;
   std::shared_ptr<Block> blk;
 
-  void open(bool ro) {
+  void open(bool ro, RateLimit limit = {}) {
     char p[] = "/tmp/husk-blk-XXXXXX";
     int fd = mkstemp(p);
     ASSERT_GE(fd, 0);
@@ -42,7 +44,7 @@ struct BlkTest : ::testing::Test {
     ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
     close(fd);
     path = p;
-    auto b = Block::open(BlockConfig{path, ro});
+    auto b = Block::open(BlockConfig{path, ro, limit});
     ASSERT_TRUE(b.ok()) << b.error().message;
     blk = *b;
     driver.configure(queues[0]);
@@ -123,9 +125,27 @@ TEST_F(BlkTest, RequestWithoutStatusByteIsReturnedEmpty) {
   EXPECT_EQ(driver.used(0).second, 0u);
 }
 
+TEST_F(BlkTest, RateLimitedRequestsWaitAndAreServedInOrderLater) {
+  open(false, RateLimit{0, 3});  // 3 requests per second, a bucket of 3
+  int served = 0;
+  for (int i = 0; i < 5; ++i) {  // 15 descriptors: fits the 16-entry test queue
+    (void)mem.write_obj(GuestAddress(0x10000), Header{0, 0, 0});
+    driver.add_chain({{0x10000, sizeof(Header)}, {0x20000, 512, true}, {0x30000 + static_cast<uint64_t>(i), 1, true}});
+  }
+  ASSERT_TRUE(blk->process_queue(0).ok());
+  served = driver.used_idx();
+  EXPECT_EQ(served, 3);  // the bucket's worth, then the device waits
+  EXPECT_GT(notifier.retry_ns, 0u);
+  EXPECT_LE(notifier.retry_ns, 340000000u);  // one token comes back every 333 ms
+  usleep(static_cast<useconds_t>(notifier.retry_ns / 1000 * 2 + 10000));  // two more tokens
+  ASSERT_TRUE(blk->process_queue(0).ok());
+  EXPECT_EQ(driver.used_idx(), 5);
+  for (uint16_t i = 0; i < 5; ++i) EXPECT_EQ(driver.used(i).first, i * 3u) << i;  // in order
+}
+
 TEST(BlkOpen, MissingOrNonRegularImage) {
-  EXPECT_FALSE(Block::open(BlockConfig{"/nonexistent.img", false}).ok());
-  EXPECT_FALSE(Block::open(BlockConfig{"/dev", true}).ok());
+  EXPECT_FALSE(Block::open(BlockConfig{"/nonexistent.img", false, {}}).ok());
+  EXPECT_FALSE(Block::open(BlockConfig{"/dev", true, {}}).ok());
 }
 
 }  // namespace

@@ -2,16 +2,33 @@
 
 namespace husk::virtio {
 
-Status serve_queue(Queue& queue, GuestMemory& mem, Notifier& notifier,
-                   const std::function<Result<uint32_t>(const DescriptorChain&)>& handle) {
+namespace {
+Status serve(Queue& queue, GuestMemory& mem, Notifier& notifier,
+             const std::function<Result<uint32_t>(const DescriptorChain&)>& handle,
+             Throttle* throttle) {
   bool used = false;
   for (;;) {
-    auto chain = queue.pop(mem);
-    if (!chain) return chain.error();
-    if (!*chain) break;
-    auto written = handle(**chain);
+    std::optional<DescriptorChain> chain;
+    if (throttle && throttle->held) {
+      chain = std::move(throttle->held);
+      throttle->held.reset();
+    } else {
+      auto popped = queue.pop(mem);
+      if (!popped) return popped.error();
+      if (!*popped) break;
+      chain = std::move(*popped);
+    }
+    if (throttle && !throttle->limiter.unlimited()) {
+      uint64_t bytes = throttle->bytes(*chain), now = monotonic_ns();
+      if (!throttle->limiter.consume(bytes, now)) {
+        notifier.retry_after(throttle->queue_index, throttle->limiter.ns_until(bytes, now));
+        throttle->held = std::move(chain);
+        break;
+      }
+    }
+    auto written = handle(*chain);
     if (!written) return written.error();
-    if (auto s = queue.add_used(mem, (*chain)->head, *written); !s) return s;
+    if (auto s = queue.add_used(mem, chain->head, *written); !s) return s;
     used = true;
   }
   if (!used) return {};
@@ -19,6 +36,18 @@ Status serve_queue(Queue& queue, GuestMemory& mem, Notifier& notifier,
   if (!notify) return notify.error();
   if (*notify) notifier.used_buffers();
   return {};
+}
+}  // namespace
+
+Status serve_queue(Queue& queue, GuestMemory& mem, Notifier& notifier,
+                   const std::function<Result<uint32_t>(const DescriptorChain&)>& handle) {
+  return serve(queue, mem, notifier, handle, nullptr);
+}
+
+Status serve_queue(Queue& queue, GuestMemory& mem, Notifier& notifier,
+                   const std::function<Result<uint32_t>(const DescriptorChain&)>& handle,
+                   Throttle& throttle) {
+  return serve(queue, mem, notifier, handle, &throttle);
 }
 
 }  // namespace husk::virtio

@@ -3,12 +3,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "common/result.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/virtio/queue.h"
+#include "vmm/virtio/rate_limiter.h"
 
 namespace husk::virtio {
 
@@ -24,6 +26,8 @@ class Notifier {
   virtual ~Notifier() = default;
   virtual void used_buffers() = 0;
   virtual void config_changed() = 0;
+  // Asks for process_queue(queue) again after `ns` (a rate-limited device waiting for tokens).
+  virtual void retry_after(uint16_t queue, uint64_t ns) = 0;
 };
 
 class Device {
@@ -63,5 +67,17 @@ namespace husk::virtio {
 // stops the loop and is returned.
 Status serve_queue(Queue& queue, GuestMemory& mem, Notifier& notifier,
                    const std::function<Result<uint32_t>(const DescriptorChain&)>& handle);
+
+// serve_queue behind a rate limiter: a chain the limiter refuses is held (not returned to the
+// driver) and served first when the device retries, after the wait the limiter asks for.
+struct Throttle {
+  RateLimiter limiter;
+  uint16_t queue_index = 0;
+  std::function<uint64_t(const DescriptorChain&)> bytes;  // cost of a request in bytes
+  std::optional<DescriptorChain> held;
+};
+Status serve_queue(Queue& queue, GuestMemory& mem, Notifier& notifier,
+                   const std::function<Result<uint32_t>(const DescriptorChain&)>& handle,
+                   Throttle& throttle);
 
 }  // namespace husk::virtio

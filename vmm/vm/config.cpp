@@ -1,10 +1,39 @@
 #include "vmm/vm/config.h"
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
 #include "vmm/arch/x86_64/mptable.h"
 
 namespace husk {
+namespace {
+
+std::vector<std::string> split_options(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = s.find(',', start);
+    out.push_back(s.substr(start, comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+// Parses "KEY=positive integer" into *out; false if the text is not that key.
+bool parse_limit(const std::string& opt, const char* key, uint64_t* out) {
+  std::string prefix = std::string(key) + "=";
+  if (opt.rfind(prefix, 0) != 0) return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(opt.c_str() + prefix.size(), &end, 10);
+  if (errno || end == opt.c_str() + prefix.size() || *end || v == 0) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
 
 Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   *exit_ok = false;
@@ -25,10 +54,10 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
       ->check(CLI::Range(1u, x86::kMaxVcpus));
   app.add_option("--console", console, "Guest serial console: stdio, none or a file path");
   std::vector<std::string> blk;
-  app.add_option("--blk", blk, "virtio-blk disk: raw image PATH[,ro] (repeatable)");
+  app.add_option("--blk", blk, "virtio-blk disk: PATH[,ro][,bw=BYTES/s][,iops=N] (repeatable)");
   app.add_flag("--rng", c.rng, "virtio-rng entropy device");
   std::vector<std::string> nets;
-  app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC] (repeatable)");
+  app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=BYTES/s][,pps=N] (repeatable)");
   app.add_flag("--pvh", c.boot_pvh, "Enter the kernel through its PVH ELF note");
   app.add_flag("--allow-pvm", c.allow_pvm,
                "Boot a Linux guest even when /dev/kvm is PVM (it cannot boot a stock kernel)");
@@ -52,27 +81,33 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   c.cmdline = cmdline.value_or(kDefaultCmdline);
   for (const auto& b : blk) {
     virtio::BlockConfig d;
-    d.path = b;
-    if (auto comma = b.find(','); comma != std::string::npos) {
-      d.path = b.substr(0, comma);
-      if (b.substr(comma + 1) != "ro") return make_error("--blk %s: the only option is ,ro", b.c_str());
-      d.read_only = true;
+    auto parts = split_options(b);
+    d.path = parts[0];
+    for (size_t i = 1; i < parts.size(); ++i) {
+      if (parts[i] == "ro") d.read_only = true;
+      else if (!parse_limit(parts[i], "bw", &d.limit.bytes_per_sec) &&
+               !parse_limit(parts[i], "iops", &d.limit.ops_per_sec))
+        return make_error("--blk %s: unknown option '%s' (ro, bw=BYTES/s, iops=N)", b.c_str(), parts[i].c_str());
     }
     if (d.path.empty()) return make_error("--blk needs a path");
     c.disks.push_back(d);
   }
   for (size_t i = 0; i < nets.size(); ++i) {
     virtio::NetConfig n;
-    const auto& arg = nets[i];
-    auto comma = arg.find(',');
-    n.tap = arg.substr(0, comma);
+    auto parts = split_options(nets[i]);
+    n.tap = parts[0];
     // Default: a locally administered unicast MAC, distinct per interface.
-    std::string mac = comma == std::string::npos
-                          ? "06:00:00:00:00:" + std::string(1, "0123456789abcdef"[(i + 1) / 16]) +
-                                std::string(1, "0123456789abcdef"[(i + 1) % 16])
-                          : arg.substr(comma + 1);
-    auto parsed = virtio::parse_mac(mac);
-    if (!parsed) return make_error("--net %s: %s", arg.c_str(), parsed.error().message.c_str());
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "06:00:00:00:00:%02zx", (i + 1) & 0xff);
+    std::string mac_text = mac;
+    for (size_t j = 1; j < parts.size(); ++j) {
+      if (parts[j].find(':') != std::string::npos) mac_text = parts[j];
+      else if (!parse_limit(parts[j], "bw", &n.tx_limit.bytes_per_sec) &&
+               !parse_limit(parts[j], "pps", &n.tx_limit.ops_per_sec))
+        return make_error("--net %s: unknown option '%s' (MAC, bw=BYTES/s, pps=N)", nets[i].c_str(), parts[j].c_str());
+    }
+    auto parsed = virtio::parse_mac(mac_text);
+    if (!parsed) return make_error("--net %s: %s", nets[i].c_str(), parsed.error().message.c_str());
     n.mac = *parsed;
     if (n.tap.empty()) return make_error("--net needs a tap name");
     c.nics.push_back(n);

@@ -43,6 +43,15 @@ void VirtioDevices::start(boost::asio::io_context& io) {
     arm(*k);
   }
   for (auto& t : transports_) {
+    auto* timer = timers_.emplace_back(std::make_unique<boost::asio::steady_timer>(io)).get();
+    std::weak_ptr<virtio::MmioTransport> weak = t;
+    // Called with the transport locked, on the loop thread: only arm the timer here.
+    t->set_scheduler([timer, weak](uint16_t queue, uint64_t ns) {
+      timer->expires_after(std::chrono::nanoseconds(ns));
+      timer->async_wait([weak, queue](boost::system::error_code ec) {
+        if (auto tr = weak.lock(); tr && !ec) tr->notify(queue);
+      });
+    });
     for (int fd : t->host_fds()) {
       auto w = std::make_unique<HostWatch>();
       w->transport = t;

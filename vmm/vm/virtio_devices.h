@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ class VirtioDevices {
   };
   void arm(HostWatch& w);
   std::vector<std::unique_ptr<HostWatch>> host_watches_;
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;  // rate-limiter retries
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
   std::vector<std::unique_ptr<QueueKick>> kicks_;
 };

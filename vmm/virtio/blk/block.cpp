@@ -53,11 +53,16 @@ Result<std::shared_ptr<Block>> Block::open(const BlockConfig& cfg) {
     return make_error("disk image %s is not a regular file", cfg.path.c_str());
   std::string id = cfg.path.substr(cfg.path.find_last_of('/') + 1);
   return std::make_shared<Block>(std::move(fd), static_cast<uint64_t>(st.st_size) / kSector,
-                                 cfg.read_only, id.substr(0, kIdBytes));
+                                 cfg.read_only, id.substr(0, kIdBytes), cfg.limit);
 }
 
-Block::Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id)
-    : fd_(std::move(fd)), sectors_(sectors), read_only_(read_only), id_(std::move(id)) {}
+Block::Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id, RateLimit limit)
+    : fd_(std::move(fd)), sectors_(sectors), read_only_(read_only), id_(std::move(id)),
+      throttle_{RateLimiter(limit), 0, [](const DescriptorChain& c) {
+                  // Data bytes: what the guest sends plus what it asks for, minus header and status.
+                  uint64_t all = c.readable_bytes() + c.writable_bytes();
+                  return all > sizeof(RequestHeader) + 1 ? all - sizeof(RequestHeader) - 1 : 0;
+                }, std::nullopt} {}
 
 uint64_t Block::features() const { return kFFlush | (read_only_ ? kFRo : 0); }
 
@@ -77,7 +82,10 @@ Status Block::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, N
   return {};
 }
 
-void Block::reset() { mem_ = nullptr, queue_ = nullptr, notifier_ = nullptr; }
+void Block::reset() {
+  mem_ = nullptr, queue_ = nullptr, notifier_ = nullptr;
+  throttle_.held.reset();
+}
 
 uint8_t Block::execute(const DescriptorChain& c, uint32_t* written) {
   *written = 0;
@@ -141,7 +149,7 @@ Status Block::process_queue(uint16_t index) {
     if (!copy_to_chain(*mem_, c.writable, c.writable_bytes() - 1, std::span<const uint8_t>(&status, 1)))
       return make_error("virtio-blk: cannot write request status");
     return written + 1;
-  });
+  }, throttle_);
 }
 
 }  // namespace husk::virtio

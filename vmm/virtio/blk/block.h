@@ -13,12 +13,13 @@ namespace husk::virtio {
 struct BlockConfig {
   std::string path;
   bool read_only = false;
+  RateLimit limit;  // bytes and requests per second, both optional
 };
 
 class Block : public Device {
  public:
   static Result<std::shared_ptr<Block>> open(const BlockConfig& cfg);
-  Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id);
+  Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id, RateLimit limit = {});
 
   DeviceType type() const override { return kBlock; }
   std::vector<uint16_t> queue_max_sizes() const override { return {256}; }
@@ -42,6 +43,7 @@ class Block : public Device {
   GuestMemory* mem_ = nullptr;
   Queue* queue_ = nullptr;
   Notifier* notifier_ = nullptr;
+  Throttle throttle_;
 };
 
 }  // namespace husk::virtio

@@ -50,8 +50,13 @@ Result<std::shared_ptr<Net>> Net::open(const NetConfig& cfg) {
   // No offloads are negotiated, so the tap must hand us complete, checksummed frames.
   if (::ioctl(fd.get(), TUNSETOFFLOAD, 0) < 0)
     return make_error("tap %s: TUNSETOFFLOAD: %s", cfg.tap.c_str(), strerror(errno));
-  return std::make_shared<Net>(std::move(fd), cfg.mac);
+  return std::make_shared<Net>(std::move(fd), cfg.mac, cfg.tx_limit);
 }
+
+Net::Net(UniqueFd tap, std::array<uint8_t, 6> mac, RateLimit tx_limit)
+    : tap_(std::move(tap)), mac_(mac),
+      tx_throttle_{RateLimiter(tx_limit), kTxQueue,
+                   [](const DescriptorChain& c) { return c.readable_bytes(); }, std::nullopt} {}
 
 uint64_t Net::features() const { return kFMac; }
 
@@ -71,6 +76,7 @@ Status Net::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, Not
 void Net::reset() {
   mem_ = nullptr, queues_ = nullptr, notifier_ = nullptr;
   pending_.clear();
+  tx_throttle_.held.reset();
 }
 
 Status Net::process_queue(uint16_t index) {
@@ -96,7 +102,7 @@ Status Net::transmit() {
     // A full tap queue or a down interface drops the frame, like a real NIC.
     if (n < 0) LOG_WARN_RATELIMITED("virtio-net: tap write failed: %s", strerror(errno));
     return uint32_t{0};
-  });
+  }, tx_throttle_);
 }
 
 Status Net::on_host_data(int, std::span<const uint8_t> frame) {

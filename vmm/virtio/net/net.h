@@ -17,6 +17,7 @@ namespace husk::virtio {
 struct NetConfig {
   std::string tap;               // host interface name (created if absent, needs CAP_NET_ADMIN)
   std::array<uint8_t, 6> mac{};  // guest MAC
+  RateLimit tx_limit;            // transmit bytes and packets per second, both optional
 };
 
 // Parses "aa:bb:cc:dd:ee:ff".
@@ -25,7 +26,7 @@ Result<std::array<uint8_t, 6>> parse_mac(const std::string& s);
 class Net : public Device {
  public:
   static Result<std::shared_ptr<Net>> open(const NetConfig& cfg);
-  Net(UniqueFd tap, std::array<uint8_t, 6> mac) : tap_(std::move(tap)), mac_(mac) {}
+  Net(UniqueFd tap, std::array<uint8_t, 6> mac, RateLimit tx_limit = {});
 
   DeviceType type() const override { return kNet; }
   std::vector<uint16_t> queue_max_sizes() const override { return {256, 256}; }
@@ -51,6 +52,7 @@ class Net : public Device {
   std::vector<Queue>* queues_ = nullptr;
   Notifier* notifier_ = nullptr;
   uint64_t dropped_ = 0;
+  Throttle tx_throttle_;
 };
 
 }  // namespace husk::virtio

@@ -211,6 +211,10 @@ void MmioTransport::used_buffers() {
   irq_->trigger();
 }
 
+void MmioTransport::retry_after(uint16_t queue, uint64_t ns) {
+  if (schedule_) schedule_(queue, ns);
+}
+
 void MmioTransport::config_changed() {
   interrupt_status_.fetch_or(kIntConfig);
   ++config_generation_;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -33,11 +34,14 @@ class MmioTransport : public BusDevice, private Notifier {
   std::vector<int> host_fds() const { return device_->host_fds(); }
 
   uint32_t status() const;
+  // How retry_after() reaches the event loop (set before the guest runs).
+  void set_scheduler(std::function<void(uint16_t queue, uint64_t ns)> schedule) { schedule_ = std::move(schedule); }
   size_t queue_count() const { return queues_.size(); }
 
  private:
   void used_buffers() override;
   void config_changed() override;
+  void retry_after(uint16_t queue, uint64_t ns) override;
   uint32_t read_reg(uint64_t offset);
   void write_reg(uint64_t offset, uint32_t value);
   void set_status(uint32_t value);
@@ -49,6 +53,7 @@ class MmioTransport : public BusDevice, private Notifier {
   std::shared_ptr<Device> device_;
   GuestMemory& mem_;
   std::shared_ptr<Interrupt> irq_;
+  std::function<void(uint16_t, uint64_t)> schedule_;
   std::vector<Queue> queues_;
   uint64_t device_features_;
   uint64_t driver_features_ = 0;
