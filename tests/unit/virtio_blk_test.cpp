@@ -70,6 +70,10 @@ TEST_F(BlkTest, S5_2_4_CapacityInConfigSpace) {
   uint64_t cap = 0;
   blk->read_config(0, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&cap), 8));
   EXPECT_EQ(cap, 64u);
+  uint32_t seg_max = 0;
+  blk->read_config(12, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&seg_max), 4));
+  EXPECT_EQ(seg_max, 254u);
+  EXPECT_TRUE(blk->features() & (1u << 2));
   EXPECT_FALSE(blk->features() & (1u << 5));
   uint8_t beyond = 0xaa;
   blk->read_config(4096, std::span<uint8_t>(&beyond, 1));

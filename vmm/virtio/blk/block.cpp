@@ -12,7 +12,10 @@
 
 namespace husk::virtio {
 namespace {
-constexpr uint64_t kFRo = 1ull << 5, kFFlush = 1ull << 9;
+constexpr uint64_t kFSegMax = 1ull << 2, kFRo = 1ull << 5, kFFlush = 1ull << 9;
+// Data segments per request: the queue size minus header and status. Without SEG_MAX Linux
+// sends one segment per request, which cut sequential throughput by more than half.
+constexpr uint32_t kSegMax = 254;
 constexpr uint32_t kTypeIn = 0, kTypeOut = 1, kTypeFlush = 4, kTypeGetId = 8;
 constexpr uint8_t kStatusOk = 0, kStatusIoErr = 1, kStatusUnsupp = 2;
 constexpr uint64_t kSector = 512;
@@ -64,12 +67,13 @@ Block::Block(UniqueFd fd, uint64_t sectors, bool read_only, std::string id, Rate
                   return all > sizeof(RequestHeader) + 1 ? all - sizeof(RequestHeader) - 1 : 0;
                 }, std::nullopt} {}
 
-uint64_t Block::features() const { return kFFlush | (read_only_ ? kFRo : 0); }
+uint64_t Block::features() const { return kFSegMax | kFFlush | (read_only_ ? kFRo : 0); }
 
 void Block::read_config(uint64_t offset, std::span<uint8_t> data) {
-  // Only `capacity` (le64 at offset 0) is meaningful without further feature bits.
-  uint8_t cfg[8];
-  std::memcpy(cfg, &sectors_, sizeof cfg);
+  // struct virtio_blk_config: capacity (le64) at 0, size_max (le32) at 8, seg_max (le32) at 12.
+  uint8_t cfg[16] = {};
+  std::memcpy(cfg, &sectors_, sizeof sectors_);
+  std::memcpy(cfg + 12, &kSegMax, sizeof kSegMax);
   for (size_t i = 0; i < data.size(); ++i)
     data[i] = offset + i < sizeof cfg ? cfg[offset + i] : 0;
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# virtio-blk throughput, husk-vmm beside QEMU microvm in one test host run (or directly on
+# hardware KVM): the same guest kernel and initramfs run husk-blkbench on /dev/vda (a 64 MiB
+# raw image, O_DIRECT): sequential 1 MiB writes then reads of 32 MiB, then 2000 4 KiB reads at
+# pseudo-random offsets. Each VMM boots R times (default 3); medians are reported.
+# usage: bench/device_throughput.sh [R]
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${HUSK_BUILD:-$src/build}
+runs=${1:-3}
+out=${HUSK_BENCH_OUT:-$build/bench}
+mkdir -p "$out"
+script=$(mktemp)
+trap 'rm -f "$script"' EXIT
+echo "R=$runs" >"$script"
+cat >>"$script" <<'INNER'
+qemu=${HUSK_QEMU:-/husk/bin/qemu-system-x86_64}
+qemu_data=${HUSK_QEMU_DATA:-/husk/qemu}
+C="console=ttyS0 panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=blkbench"
+dd if=/dev/zero of=/tmp/disk.img bs=1048576 count=64 2>/dev/null
+i=1
+while [ $i -le $R ]; do
+  "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --mem 256 --blk /tmp/disk.img \
+    --cmdline "reboot=k $C" | sed -n 's/^BLK_/BENCH vmm=husk run='$i' BLK_/p'
+  "$qemu" -L "$qemu_data" -M microvm,acpi=off -accel kvm -cpu host -smp 1 -m 256 \
+    -nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+    -drive id=d0,file=/tmp/disk.img,format=raw,if=none -device virtio-blk-device,drive=d0 \
+    -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "reboot=t $C" |
+    tr -d '\r' | sed -n 's/^BLK_/BENCH vmm=qemu-microvm run='$i' BLK_/p'
+  i=$((i + 1))
+done
+INNER
+echo "virtio-blk throughput: $runs boots each of husk-vmm and QEMU microvm"
+HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 \
+  --add "$(command -v qemu-system-x86_64):/husk/bin/qemu-system-x86_64" \
+  --add /usr/share/qemu/qboot.rom:/husk/qemu/qboot.rom \
+  --add /usr/share/qemu/bios-microvm.bin:/husk/qemu/bios-microvm.bin \
+  --add /usr/share/qemu/pvh.bin:/husk/qemu/pvh.bin \
+  --add /usr/share/qemu/linuxboot_dma.bin:/husk/qemu/linuxboot_dma.bin \
+  "$script" | tee "$out/device_throughput.log" | grep '^BENCH' >"$out/device_throughput.raw"
+
+echo "vmm,run,metric,value" >"$out/device_throughput.csv"
+sed -E 's/^BENCH vmm=([^ ]+) run=([0-9]+) BLK_([A-Z_]+)=([0-9.]+).*/\1,\2,\3,\4/' "$out/device_throughput.raw" >>"$out/device_throughput.csv"
+median() {  # median VMM METRIC
+  awk -F, -v v="$1" -v m="$2" '$1==v && $3==m {print $4}' "$out/device_throughput.csv" | sort -g |
+    awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int((NR+1)/2)]; else print "n/a"}'
+}
+{
+  echo "virtio-blk inside the test host (emulated: compare the ratios), medians of $runs:"
+  for m in SEQ_WRITE_MBPS SEQ_READ_MBPS RAND_READ_IOPS; do
+    h=$(median husk "$m") q=$(median qemu-microvm "$m")
+    printf "  %-15s husk-vmm %9s   qemu-microvm %9s   husk/qemu %s\n" "$m" "$h" "$q" \
+      "$(awk -v a="$h" -v b="$q" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a"}')"
+  done
+} | tee "$out/device_throughput.txt"
+grep -q 'n/a' "$out/device_throughput.txt" && { echo "device throughput: a run produced no figures; see $out/device_throughput.log" >&2; exit 1; }
+exit 0
