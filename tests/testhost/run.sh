@@ -4,7 +4,8 @@
 # Debian's cloud kernel with kvm-amd, our binaries and images in its initramfs.
 #
 # usage: run.sh [--timeout SEC] [--mem MiB] [--cpus N] [--add SRC:DEST]... SCRIPT
-# The script sees HUSK_VMM, HUSK_KERNEL, HUSK_INITRD, HUSK_ROOT (and HUSK_IN_TESTHOST=1 inside).
+# The script sees HUSK_VMM, HUSK_KERNEL, HUSK_INITRD, HUSK_ROOT (and HUSK_IN_TESTHOST=1 inside),
+# and our static test tools (images/tools) on its PATH.
 # Its stdout/stderr are printed and its exit status is returned. If the test host itself fails
 # (no output marker), exits 125 with a message: a broken test host must fail loudly.
 # HUSK_TESTHOST=force|never|auto (default auto) overrides the choice.
@@ -38,6 +39,7 @@ mode=${HUSK_TESTHOST:-auto}
 if [ "$mode" = never ] || { [ "$mode" = auto ] && hardware_kvm; }; then
   [ "$mode" = never ] || echo "testhost: hardware KVM here, running directly" >&2
   export HUSK_VMM=$vmm HUSK_KERNEL=$kernel HUSK_INITRD=$initrd HUSK_ROOT=$build
+  export PATH=$build/images/tools:$PATH
   exec timeout "$timeout" bash "$script"
 fi
 
@@ -52,6 +54,8 @@ mkdir -p "$root/lib/modules/husk" "$root/husk/bin" "$root/husk/images" "$root/hu
 cp "$hostdir"/modules/*.ko "$root/lib/modules/husk/"
 if file_is_static "$vmm"; then cp "$vmm" "$root/husk/bin/"; else copy_with_libs "$vmm" "$root" /husk/bin/husk-vmm; fi
 cp -L "$kernel" "$root/husk/images/vmlinux"
+# Our static test tools (husk-vsock-test, ...) are on the test host's PATH too.
+for t in "$build"/images/tools/husk-*; do [ -f "$t" ] && [ -x "$t" ] && cp "$t" "$root/husk/bin/"; done
 cp "$initrd" "$root/husk/images/guest-initramfs.cpio"
 for a in "${adds[@]+"${adds[@]}"}"; do
   s=${a%%:*} d=${a#*:}

@@ -113,3 +113,29 @@ TEST(VirtioNet, GuestReachesTheHostOverATap) {
 
 }  // namespace
 }  // namespace husk
+
+namespace husk {
+namespace {
+
+TEST(VirtioVsock, ManyParallelStreamsBothWaysWithLargeTransfers) {
+  // Host -> guest: 8 streams of 1 MiB through "CONNECT 1234" (retried until the guest listens,
+  // which also exercises the refusal path); then guest -> host: 8 streams of 1 MiB to PATH_5000.
+  // Every byte is echoed back and compared.
+  auto r = testhost::run(
+      "husk-vsock-test host-echo /tmp/v.sock_5000 &\n"
+      "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --mem 512 --vsock 3,/tmp/v.sock "
+      "--cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=vsock' "
+      ">/tmp/out 2>&1 &\n"
+      "vmm=$!\n"
+      "husk-vsock-test host-client /tmp/v.sock 1234 8 1048576\n"
+      "wait $vmm\necho VMM_EXIT=$?\ncat /tmp/out\n",
+      "--timeout 280");
+  ASSERT_NE(r.exit_code, 125) << r.output;
+  EXPECT_EQ(r.value("HOST_CLIENT_OK"), "8") << r.output;
+  EXPECT_EQ(r.value("GUEST_ECHO_DONE"), "1") << r.output;
+  EXPECT_EQ(r.value("GUEST_CLIENT_OK"), "8") << r.output;
+  EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;
+}
+
+}  // namespace
+}  // namespace husk

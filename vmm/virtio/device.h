@@ -30,6 +30,19 @@ class Notifier {
   virtual void retry_after(uint16_t queue, uint64_t ns) = 0;
 };
 
+// Asynchronous host I/O a device asks the event loop for (sockets it creates at run time).
+// Requests may be made from any thread; results come back through the device's on_host_*
+// callbacks on the event loop, serialized with process_queue. `id` names one descriptor for
+// the device: ids are never reused, so a late callback cannot reach a newer connection.
+class HostIo {
+ public:
+  virtual ~HostIo() = default;
+  virtual void accept(uint64_t id, int listen_fd) = 0;  // on_host_accept for every connection
+  virtual void read(uint64_t id, int fd, size_t max) = 0;  // one on_host_read; empty = EOF/error
+  virtual void write(uint64_t id, int fd, std::vector<uint8_t> bytes) = 0;  // one on_host_written
+  virtual void forget(uint64_t id) = 0;  // no further callbacks for id
+};
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -55,6 +68,12 @@ class Device {
   // process_queue.
   virtual std::vector<int> host_fds() const { return {}; }
   virtual Status on_host_data(int, std::span<const uint8_t>) { return {}; }
+
+  // Devices with run-time sockets (vsock) get the event loop's HostIo once, before the guest runs.
+  virtual void set_host_io(HostIo*) {}
+  virtual Status on_host_accept(uint64_t, int) { return {}; }  // the device owns the new fd
+  virtual Status on_host_read(uint64_t, std::span<const uint8_t>) { return {}; }
+  virtual Status on_host_written(uint64_t, bool) { return {}; }
 };
 
 }  // namespace husk::virtio

@@ -56,6 +56,8 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::vector<std::string> blk;
   app.add_option("--blk", blk, "virtio-blk disk: PATH[,ro][,bw=BYTES/s][,iops=N] (repeatable)");
   app.add_flag("--rng", c.rng, "virtio-rng entropy device");
+  std::string vsock;
+  app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol)");
   std::vector<std::string> nets;
   app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=BYTES/s][,pps=N] (repeatable)");
   app.add_flag("--pvh", c.boot_pvh, "Enter the kernel through its PVH ELF note");
@@ -111,6 +113,14 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     n.mac = *parsed;
     if (n.tap.empty()) return make_error("--net needs a tap name");
     c.nics.push_back(n);
+  }
+  if (!vsock.empty()) {
+    auto comma = vsock.find(',');
+    char* end = nullptr;
+    unsigned long long cid = std::strtoull(vsock.c_str(), &end, 10);
+    if (comma == std::string::npos || end != vsock.c_str() + comma || comma == 0)
+      return make_error("--vsock needs CID,PATH (for example 3,/run/vm.vsock)");
+    c.vsock = virtio::VsockConfig{cid, vsock.substr(comma + 1)};
   }
   if (console == "stdio") {
     c.console = ConsoleMode::kStdio;

@@ -10,6 +10,7 @@
 #include "common/result.h"
 #include "vmm/virtio/blk/block.h"
 #include "vmm/virtio/net/net.h"
+#include "vmm/virtio/vsock/vsock.h"
 
 namespace husk {
 
@@ -30,6 +31,7 @@ struct VmConfig {
   std::vector<virtio::BlockConfig> disks;  // --blk PATH[,ro], in order: /dev/vda, /dev/vdb...
   bool rng = false;                        // --rng: virtio-rng backed by getrandom
   std::vector<virtio::NetConfig> nics;     // --net TAP[,MAC]: eth0, eth1...
+  std::optional<virtio::VsockConfig> vsock;  // --vsock CID,PATH
 };
 
 constexpr const char* kDefaultCmdline =

@@ -86,6 +86,11 @@ MicroVm::MicroVm(const VmConfig& cfg)
     virtio_devices.push_back(*net);
   }
   if (cfg_.rng) virtio_devices.push_back(std::make_shared<virtio::Rng>());
+  if (cfg_.vsock) {
+    auto vs = virtio::Vsock::open(*cfg_.vsock);
+    if (!vs) throw std::runtime_error(vs.error().message);
+    virtio_devices.push_back(*vs);
+  }
   auto announce = virtio_.attach(virtio_devices, *platform_, mmio_, vm_, mem_);
   if (!announce) throw std::runtime_error(announce.error().message);
   if (!cfg_.kernel.empty()) cfg_.cmdline += *announce;

@@ -4,10 +4,110 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <cstdio>
 #include <cstring>
 
 namespace husk {
+
+// Every operation is posted to the loop, so devices may ask from vCPU threads (a reset) too.
+// Each id owns a duplicate of the device's fd: closing the device's fd never races the loop.
+class VirtioDevices::LoopHostIo : public virtio::HostIo {
+ public:
+  LoopHostIo(boost::asio::io_context& io, std::shared_ptr<virtio::MmioTransport> t)
+      : io_(io), transport_(std::move(t)) {}
+
+  void accept(uint64_t id, int listen_fd) override {
+    int dup = ::dup(listen_fd);
+    boost::asio::post(io_, [this, id, dup] {
+      auto e = entry(id);
+      e->acceptor = std::make_unique<boost::asio::local::stream_protocol::acceptor>(io_);
+      boost::system::error_code ec;
+      e->acceptor->assign(boost::asio::local::stream_protocol(), dup, ec);
+      if (ec) {
+        ::close(dup);
+        return;
+      }
+      accept_next(id, e);
+    });
+  }
+  void read(uint64_t id, int fd, size_t max) override {
+    int dup = ::dup(fd);
+    boost::asio::post(io_, [this, id, dup, max] {
+      auto e = entry(id);
+      if (!attach(e, dup)) return;
+      e->buffer.resize(max);
+      e->stream->async_read_some(boost::asio::buffer(e->buffer), [this, id, e](boost::system::error_code ec, size_t n) {
+        if (!e->alive) return;
+        transport_->host_read(id, ec ? std::span<const uint8_t>() : std::span<const uint8_t>(e->buffer.data(), n));
+      });
+    });
+  }
+  void write(uint64_t id, int fd, std::vector<uint8_t> bytes) override {
+    int dup = ::dup(fd);
+    boost::asio::post(io_, [this, id, dup, bytes = std::move(bytes)]() mutable {
+      auto e = entry(id);
+      if (!attach(e, dup)) return;
+      auto data = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+      boost::asio::async_write(*e->stream, boost::asio::buffer(*data),
+                               [this, id, e, data](boost::system::error_code ec, size_t) {
+                                 if (e->alive) transport_->host_written(id, !ec);
+                               });
+    });
+  }
+  void forget(uint64_t id) override {
+    boost::asio::post(io_, [this, id] {
+      auto it = entries_.find(id);
+      if (it == entries_.end()) return;
+      it->second->alive = false;
+      entries_.erase(it);  // closes the duplicate; pending handlers see alive == false
+    });
+  }
+
+ private:
+  struct Entry {
+    bool alive = true;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> stream;
+    std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor;
+    std::vector<uint8_t> buffer;
+  };
+  std::shared_ptr<Entry> entry(uint64_t id) {
+    auto& e = entries_[id];
+    if (!e) e = std::make_shared<Entry>();
+    return e;
+  }
+  // The first operation on an id adopts the duplicate fd; later ones close theirs.
+  bool attach(const std::shared_ptr<Entry>& e, int dup) {
+    if (e->stream) {
+      ::close(dup);
+      return true;
+    }
+    boost::system::error_code ec;
+    e->stream = std::make_unique<boost::asio::posix::stream_descriptor>(io_);
+    e->stream->assign(dup, ec);
+    if (ec) ::close(dup);
+    return !ec;
+  }
+  void accept_next(uint64_t id, std::shared_ptr<Entry> e) {
+    e->acceptor->async_accept([this, id, e](boost::system::error_code ec,
+                                            boost::asio::local::stream_protocol::socket s) {
+      if (!e->alive) return;
+      if (!ec) {
+        s.non_blocking(true, ec);
+        transport_->host_accept(id, s.release());
+      }
+      accept_next(id, e);
+    });
+  }
+
+  boost::asio::io_context& io_;
+  std::shared_ptr<virtio::MmioTransport> transport_;
+  std::map<uint64_t, std::shared_ptr<Entry>> entries_;
+};
+
+VirtioDevices::VirtioDevices() = default;
+VirtioDevices::~VirtioDevices() = default;
 
 Result<std::string> VirtioDevices::attach(const std::vector<std::shared_ptr<virtio::Device>>& devices,
                                           const Platform& platform, Bus& mmio, kvm::Vm& vm,
@@ -52,6 +152,8 @@ void VirtioDevices::start(boost::asio::io_context& io) {
         if (auto tr = weak.lock(); tr && !ec) tr->notify(queue);
       });
     });
+    host_ios_.push_back(std::make_unique<LoopHostIo>(io, t));
+    t->set_host_io(host_ios_.back().get());
     for (int fd : t->host_fds()) {
       auto w = std::make_unique<HostWatch>();
       w->transport = t;

@@ -5,7 +5,9 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +20,8 @@ namespace husk {
 
 class VirtioDevices {
  public:
+  VirtioDevices();
+  ~VirtioDevices();
   // Returns the command line fragment (" virtio_mmio.device=4K@0x...:IRQ" per device).
   Result<std::string> attach(const std::vector<std::shared_ptr<virtio::Device>>& devices,
                              const Platform& platform, Bus& mmio, kvm::Vm& vm, GuestMemory& mem);
@@ -44,6 +48,8 @@ class VirtioDevices {
   void arm(HostWatch& w);
   std::vector<std::unique_ptr<HostWatch>> host_watches_;
   std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;  // rate-limiter retries
+  class LoopHostIo;  // virtio::HostIo on this event loop, one per transport
+  std::vector<std::unique_ptr<LoopHostIo>> host_ios_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
   std::vector<std::unique_ptr<QueueKick>> kicks_;
 };

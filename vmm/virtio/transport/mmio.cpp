@@ -1,5 +1,7 @@
 #include "vmm/virtio/transport/mmio.h"
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "common/log.h"
@@ -203,6 +205,27 @@ void MmioTransport::host_data(int fd, std::span<const uint8_t> bytes) {
   std::lock_guard g(mu_);
   if (broken_) return;
   if (auto s = device_->on_host_data(fd, bytes); !s) fail(s.error().message.c_str());
+}
+
+void MmioTransport::host_accept(uint64_t id, int fd) {
+  std::lock_guard g(mu_);
+  if (broken_) {
+    ::close(fd);
+    return;
+  }
+  if (auto s = device_->on_host_accept(id, fd); !s) fail(s.error().message.c_str());
+}
+
+void MmioTransport::host_read(uint64_t id, std::span<const uint8_t> bytes) {
+  std::lock_guard g(mu_);
+  if (broken_) return;
+  if (auto s = device_->on_host_read(id, bytes); !s) fail(s.error().message.c_str());
+}
+
+void MmioTransport::host_written(uint64_t id, bool ok) {
+  std::lock_guard g(mu_);
+  if (broken_) return;
+  if (auto s = device_->on_host_written(id, ok); !s) fail(s.error().message.c_str());
 }
 
 void MmioTransport::used_buffers() {

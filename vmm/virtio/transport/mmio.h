@@ -31,6 +31,11 @@ class MmioTransport : public BusDevice, private Notifier {
   void notify(uint16_t queue);
   // Bytes read from one of the device's host fds.
   void host_data(int fd, std::span<const uint8_t> bytes);
+  // HostIo results for the device (see virtio::HostIo).
+  void set_host_io(HostIo* io) { device_->set_host_io(io); }
+  void host_accept(uint64_t id, int fd);
+  void host_read(uint64_t id, std::span<const uint8_t> bytes);
+  void host_written(uint64_t id, bool ok);
   std::vector<int> host_fds() const { return device_->host_fds(); }
 
   uint32_t status() const;

@@ -1,0 +1,385 @@
+#include "vmm/virtio/vsock/vsock.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "common/log.h"
+#include "vmm/virtio/chain_io.h"
+
+namespace husk::virtio {
+namespace {
+using namespace vsock;
+enum : uint16_t { kRxQueue = 0, kTxQueue = 1 };
+constexpr size_t kMaxConnectLine = 32;
+
+Result<sockaddr_un> unix_addr(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof a.sun_path)
+    return make_error("unix socket path '%s' is empty or longer than %zu bytes", path.c_str(),
+                      sizeof a.sun_path - 1);
+  std::memcpy(a.sun_path, path.c_str(), path.size());
+  return a;
+}
+}  // namespace
+
+Result<std::shared_ptr<Vsock>> Vsock::open(const VsockConfig& cfg) {
+  if (cfg.guest_cid <= kHostCid || cfg.guest_cid >= 0xffffffffull)
+    return make_error("vsock guest CID %llu is reserved", (unsigned long long)cfg.guest_cid);
+  auto addr = unix_addr(cfg.uds_path);
+  if (!addr) return addr.error();
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return make_error("vsock: socket: %s", strerror(errno));
+  ::unlink(cfg.uds_path.c_str());  // a stale socket from an earlier VM
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 ||
+      ::listen(fd.get(), 128) != 0)
+    return make_error("vsock: cannot listen on %s: %s", cfg.uds_path.c_str(), strerror(errno));
+  return std::make_shared<Vsock>(std::move(fd), cfg);
+}
+
+Vsock::Vsock(UniqueFd listener, VsockConfig cfg) : listener_(std::move(listener)), cfg_(std::move(cfg)) {}
+
+Vsock::~Vsock() { ::unlink(cfg_.uds_path.c_str()); }
+
+void Vsock::read_config(uint64_t offset, std::span<uint8_t> data) {
+  uint8_t cfg[8];
+  std::memcpy(cfg, &cfg_.guest_cid, sizeof cfg);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < sizeof cfg ? cfg[offset + i] : 0;
+}
+
+void Vsock::set_host_io(HostIo* io) {
+  io_ = io;
+  io_->accept(next_id_++, listener_.get());
+}
+
+Status Vsock::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, Notifier& notifier) {
+  if (queues.size() < 3 || !queues[kRxQueue].ready || !queues[kTxQueue].ready)
+    return make_error("virtio-vsock: rx and tx queues must be ready");
+  mem_ = &mem;
+  queues_ = &queues;
+  notifier_ = &notifier;
+  return {};
+}
+
+void Vsock::reset() {
+  // The guest's sockets are gone: drop every host stream with them.
+  for (auto& [id, c] : accepting_) io_->forget(id);
+  accepting_.clear();
+  while (!conns_.empty()) close(conns_.begin()->first);
+  rx_.clear();
+  mem_ = nullptr, queues_ = nullptr, notifier_ = nullptr;
+}
+
+uint32_t Vsock::peer_credit(const Conn& c) const {
+  uint32_t in_flight = c.tx_cnt - c.peer_fwd_cnt;  // wraps like the spec's counters
+  return in_flight >= c.peer_buf_alloc ? 0 : c.peer_buf_alloc - in_flight;
+}
+
+void Vsock::push(Conn& c, uint16_t op, uint32_t flags, std::vector<uint8_t> data) {
+  Header h{};
+  h.src_cid = kHostCid;
+  h.dst_cid = cfg_.guest_cid;
+  h.src_port = c.local_port;
+  h.dst_port = c.peer_port;
+  h.len = static_cast<uint32_t>(data.size());
+  h.type = kTypeStream;
+  h.op = op;
+  h.flags = flags;
+  h.buf_alloc = kBufAlloc;
+  h.fwd_cnt = c.fwd_cnt;
+  c.credit_sent = c.fwd_cnt;
+  c.tx_cnt += h.len;
+  rx_.push_back(RxPacket{h, std::move(data)});
+}
+
+void Vsock::push_rst(const Header& to) {
+  Header h{};
+  h.src_cid = kHostCid;
+  h.dst_cid = cfg_.guest_cid;
+  h.src_port = to.dst_port;
+  h.dst_port = to.src_port;
+  h.type = kTypeStream;
+  h.op = kOpRst;
+  rx_.push_back(RxPacket{h, {}});
+}
+
+void Vsock::close(const Key& k) {
+  auto it = conns_.find(k);
+  if (it == conns_.end()) return;
+  if (io_) io_->forget(it->second.id);
+  conns_.erase(it);  // closes the host socket
+}
+
+Vsock::Conn* Vsock::by_id(uint64_t id, Key* key) {
+  for (auto& [k, c] : conns_)
+    if (c.id == id) {
+      *key = k;
+      return &c;
+    }
+  return nullptr;
+}
+
+Status Vsock::on_host_accept(uint64_t, int fd) {
+  Conn c;
+  c.fd.reset(fd);
+  c.id = next_id_++;
+  uint64_t id = c.id;
+  accepting_.emplace(id, std::move(c));
+  io_->read(id, fd, kMaxConnectLine);
+  return {};
+}
+
+void Vsock::pump_host(Conn& c) {
+  if (c.reading || c.host_eof || c.state != State::kEstablished) return;
+  uint32_t credit = peer_credit(c);
+  if (credit == 0) return;  // resumes when the guest's credit update arrives
+  c.reading = true;
+  io_->read(c.id, c.fd.get(), std::min<uint32_t>(credit, kMaxPayload));
+}
+
+void Vsock::flush_to_host(Conn& c) {
+  if (c.in_flight || c.to_host.empty()) return;
+  c.in_flight = c.to_host.size();
+  io_->write(c.id, c.fd.get(), std::move(c.to_host));
+  c.to_host.clear();
+}
+
+Status Vsock::on_host_read(uint64_t id, std::span<const uint8_t> bytes) {
+  if (auto a = accepting_.find(id); a != accepting_.end()) {
+    Conn& c = a->second;
+    if (bytes.empty()) {  // the host client gave up before finishing its CONNECT line
+      io_->forget(id);
+      accepting_.erase(a);
+      return {};
+    }
+    size_t nl = 0;
+    while (nl < bytes.size() && bytes[nl] != '\n') ++nl;
+    c.line.append(reinterpret_cast<const char*>(bytes.data()), nl);
+    unsigned port = 0;
+    char tail;
+    bool done = nl < bytes.size();
+    if (!done && c.line.size() < kMaxConnectLine) {
+      io_->read(id, c.fd.get(), kMaxConnectLine);
+      return {};
+    }
+    if (!done || std::sscanf(c.line.c_str(), "CONNECT %u%c", &port, &tail) != 1) {
+      LOG_WARN_RATELIMITED("vsock: bad handshake from a host client: '%.32s'", c.line.c_str());
+      io_->forget(id);
+      accepting_.erase(a);
+      return {};
+    }
+    c.early.assign(bytes.begin() + static_cast<std::ptrdiff_t>(nl) + 1, bytes.end());
+    c.peer_port = port;
+    c.local_port = next_local_port_++;
+    c.state = State::kConnecting;
+    Key k{c.local_port, c.peer_port};
+    auto [it, inserted] = conns_.emplace(k, std::move(c));
+    accepting_.erase(a);
+    push(it->second, kOpRequest);
+    return deliver();
+  }
+  Key k;
+  Conn* c = by_id(id, &k);
+  if (!c) return {};  // closed meanwhile
+  c->reading = false;
+  if (bytes.empty()) {
+    // The host half-closed: no more data comes from it, but it may still read what the guest
+    // sends (an echo's tail), so only SEND is shut down. The stream ends when both sides are done.
+    c->host_eof = true;
+    push(*c, kOpShutdown, kShutdownSend);
+    return deliver();
+  }
+  push(*c, kOpRw, 0, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  pump_host(*c);
+  return deliver();
+}
+
+Status Vsock::on_host_written(uint64_t id, bool ok) {
+  Key k;
+  Conn* c = by_id(id, &k);
+  if (!c) return {};
+  if (!ok) {  // the host reader went away
+    Header h{};
+    h.src_port = c->peer_port, h.dst_port = c->local_port;
+    push_rst(h);
+    close(k);
+    return deliver();
+  }
+  c->fwd_cnt += static_cast<uint32_t>(c->in_flight);
+  c->in_flight = 0;
+  flush_to_host(*c);
+  if (!c->in_flight && c->guest_done_sending) {
+    ::shutdown(c->fd.get(), SHUT_WR);
+    if (c->host_eof) {
+      push(*c, kOpRst);
+      close(k);
+      return deliver();
+    }
+  }
+  // Tell the guest about freed buffer space before it runs dry (it also asks when it does).
+  if (c->fwd_cnt - c->credit_sent >= kBufAlloc / 4) {
+    push(*c, kOpCreditUpdate);
+    return deliver();
+  }
+  return {};
+}
+
+void Vsock::guest_connect(const Header& h) {
+  Key k{h.dst_port, h.src_port};
+  if (conns_.count(k)) return push_rst(h);
+  auto addr = unix_addr(cfg_.uds_path + "_" + std::to_string(h.dst_port));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // A local stream connect completes or fails at once; made non-blocking after.
+  if (!addr || !fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 ||
+      ::fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0)
+    return push_rst(h);
+  Conn c;
+  c.id = next_id_++;
+  c.fd = std::move(fd);
+  c.state = State::kEstablished;
+  c.local_port = h.dst_port;
+  c.peer_port = h.src_port;
+  c.peer_buf_alloc = h.buf_alloc;
+  c.peer_fwd_cnt = h.fwd_cnt;
+  auto [it, inserted] = conns_.emplace(k, std::move(c));
+  push(it->second, kOpResponse);
+  pump_host(it->second);
+}
+
+void Vsock::handle_packet(const Header& h, std::vector<uint8_t> data) {
+  Key k{h.dst_port, h.src_port};
+  auto it = conns_.find(k);
+  if (it == conns_.end()) {
+    if (h.op == kOpRequest) return guest_connect(h);
+    if (h.op != kOpRst) push_rst(h);  // nothing by that name here
+    return;
+  }
+  Conn& c = it->second;
+  c.peer_buf_alloc = h.buf_alloc;
+  c.peer_fwd_cnt = h.fwd_cnt;
+  switch (h.op) {
+    case kOpResponse:
+      if (c.state != State::kConnecting) return push_rst(h), close(k);
+      c.state = State::kEstablished;
+      {
+        std::string ok = "OK " + std::to_string(c.local_port) + "\n";
+        c.to_host.insert(c.to_host.begin(), ok.begin(), ok.end());
+        // The OK line is not guest data: it must not count against the guest's credit.
+        c.fwd_cnt -= static_cast<uint32_t>(ok.size());
+      }
+      if (!c.early.empty()) push(c, kOpRw, 0, std::move(c.early));
+      flush_to_host(c);
+      pump_host(c);
+      return;
+    case kOpRst:
+      // Before RESPONSE this is the guest refusing a host CONNECT: closing tells the client.
+      return close(k);
+    case kOpRw:
+      if (c.state != State::kEstablished) return push_rst(h), close(k);
+      if (c.rx_cnt - c.fwd_cnt + data.size() > kBufAlloc) {
+        LOG_WARN_RATELIMITED("vsock: guest port %u overran its credit: resetting", c.peer_port);
+        return push_rst(h), close(k);
+      }
+      c.rx_cnt += static_cast<uint32_t>(data.size());
+      c.to_host.insert(c.to_host.end(), data.begin(), data.end());
+      return flush_to_host(c);
+    case kOpShutdown:
+      if (h.flags & kShutdownSend) c.guest_done_sending = true;
+      if (c.guest_done_sending && !c.in_flight && c.to_host.empty()) {
+        ::shutdown(c.fd.get(), SHUT_WR);
+        if (c.host_eof || (h.flags & kShutdownRcv)) {
+          push(c, kOpRst);
+          close(k);
+        }
+      }
+      return;
+    case kOpCreditRequest:
+      push(c, kOpCreditUpdate);
+      return;
+    case kOpCreditUpdate:
+      pump_host(c);
+      return;
+    default:
+      return push_rst(h), close(k);
+  }
+}
+
+Status Vsock::handle_tx(const DescriptorChain& chain) {
+  Header h;
+  auto hb = std::span<uint8_t>(reinterpret_cast<uint8_t*>(&h), sizeof h);
+  if (chain.readable_bytes() < sizeof h || !copy_from_chain(*mem_, chain.readable, 0, hb)) {
+    LOG_WARN_RATELIMITED("vsock: dropping a transmit buffer without a header");
+    return {};
+  }
+  if (auto s = check_tx_header(h, cfg_.guest_cid, chain.readable_bytes() - sizeof h); !s) {
+    LOG_WARN_RATELIMITED("%s", s.error().message.c_str());
+    if (h.op != kOpRst && h.src_cid == cfg_.guest_cid) push_rst(h);
+    return {};
+  }
+  std::vector<uint8_t> data(h.len);
+  if (h.len && !copy_from_chain(*mem_, chain.readable, sizeof h, data)) return {};
+  handle_packet(h, std::move(data));
+  return {};
+}
+
+Status Vsock::process_queue(uint16_t index) {
+  if (!queues_) return {};
+  if (index == kTxQueue) {
+    auto s = serve_queue((*queues_)[kTxQueue], *mem_, *notifier_,
+                         [this](const DescriptorChain& c) -> Result<uint32_t> {
+                           if (auto st = handle_tx(c); !st) return st.error();
+                           return uint32_t{0};
+                         });
+    if (!s) return s;
+  }
+  return deliver();  // new rx buffers, or replies to what the guest just sent
+}
+
+Status Vsock::deliver() {
+  if (!queues_) return {};
+  Queue& rx = (*queues_)[kRxQueue];
+  bool used = false;
+  while (!rx_.empty()) {
+    auto chain = rx.pop(*mem_);
+    if (!chain) return chain.error();
+    if (!*chain) break;  // no buffers: the guest kicks rx when it posts more
+    const auto& c = **chain;
+    RxPacket& p = rx_.front();
+    uint32_t written = 0;
+    if (c.writable_bytes() >= sizeof(Header)) {
+      uint64_t room = c.writable_bytes() - sizeof(Header);
+      Header h = p.hdr;
+      size_t n = std::min<size_t>(p.data.size(), room);
+      h.len = static_cast<uint32_t>(n);
+      auto hb = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&h), sizeof h);
+      if (auto s = copy_to_chain(*mem_, c.writable, 0, hb); !s) return s;
+      if (n) {
+        if (auto s = copy_to_chain(*mem_, c.writable, sizeof h, std::span<const uint8_t>(p.data.data(), n)); !s)
+          return s;
+      }
+      written = static_cast<uint32_t>(sizeof h + n);
+      if (n < p.data.size()) {
+        p.data.erase(p.data.begin(), p.data.begin() + static_cast<std::ptrdiff_t>(n));  // rest goes next
+      } else {
+        rx_.pop_front();
+      }
+    } else {
+      LOG_WARN_RATELIMITED("vsock: guest receive buffer smaller than a header");
+    }
+    if (auto s = rx.add_used(*mem_, c.head, written); !s) return s;
+    used = true;
+  }
+  if (!used) return {};
+  auto notify = rx.needs_notification(*mem_);
+  if (!notify) return notify.error();
+  if (*notify) notifier_->used_buffers();
+  return {};
+}
+
+}  // namespace husk::virtio

@@ -1,0 +1,94 @@
+// virtio-vsock with Firecracker's hybrid host side (no vhost): guest AF_VSOCK streams map to host
+// AF_UNIX streams.
+//  - Host-initiated: connect to the VM's socket PATH, send "CONNECT <port>\n"; once the guest
+//    accepts, the reply is "OK <host port>\n" and the stream is connected. If the guest does
+//    not listen on that port the connection is closed at once (retry until it does).
+//  - Guest-initiated to host port P: the VMM connects to "PATH_P".
+// Credit-based flow control both ways (spec 5.10.6.3), RST on close, many concurrent streams.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "vmm/virtio/device.h"
+#include "vmm/virtio/vsock/packet.h"
+
+namespace husk::virtio {
+
+struct VsockConfig {
+  uint64_t guest_cid = 3;
+  std::string uds_path;
+};
+
+class Vsock : public Device {
+ public:
+  static Result<std::shared_ptr<Vsock>> open(const VsockConfig& cfg);
+  Vsock(UniqueFd listener, VsockConfig cfg);
+  ~Vsock() override;
+
+  DeviceType type() const override { return kVsock; }
+  std::vector<uint16_t> queue_max_sizes() const override { return {256, 256, 256}; }
+  uint64_t features() const override { return 0; }
+  void read_config(uint64_t offset, std::span<uint8_t> data) override;
+  Status activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t,
+                  Notifier& notifier) override;
+  Status process_queue(uint16_t index) override;
+  void reset() override;
+  void set_host_io(HostIo* io) override;
+  Status on_host_accept(uint64_t id, int fd) override;
+  Status on_host_read(uint64_t id, std::span<const uint8_t> bytes) override;
+  Status on_host_written(uint64_t id, bool ok) override;
+
+  static constexpr uint32_t kBufAlloc = 256 * 1024;  // what each stream may have in flight to us
+
+ private:
+  enum class State { kAwaitConnect, kConnecting, kEstablished };
+  struct Conn {
+    uint64_t id = 0;
+    UniqueFd fd;
+    State state = State::kAwaitConnect;
+    uint32_t local_port = 0, peer_port = 0;  // host side, guest side
+    std::string line;                        // "CONNECT n" being read
+    std::vector<uint8_t> early;              // host bytes after the CONNECT line
+    uint32_t peer_buf_alloc = 0, peer_fwd_cnt = 0, tx_cnt = 0;  // towards the guest
+    uint32_t rx_cnt = 0, fwd_cnt = 0, credit_sent = 0;           // from the guest
+    std::vector<uint8_t> to_host;
+    size_t in_flight = 0;
+    bool reading = false, host_eof = false, guest_done_sending = false;
+  };
+  struct RxPacket {
+    vsock::Header hdr;
+    std::vector<uint8_t> data;
+  };
+  using Key = std::pair<uint32_t, uint32_t>;  // (local_port, peer_port)
+
+  Status handle_tx(const DescriptorChain& c);
+  void handle_packet(const vsock::Header& h, std::vector<uint8_t> data);
+  void guest_connect(const vsock::Header& h);
+  void push(Conn& c, uint16_t op, uint32_t flags = 0, std::vector<uint8_t> data = {});
+  void push_rst(const vsock::Header& to);
+  void pump_host(Conn& c);  // read from the host socket as far as the guest's credit allows
+  void flush_to_host(Conn& c);
+  void close(const Key& k);
+  Conn* by_id(uint64_t id, Key* key);
+  Status deliver();
+  uint32_t peer_credit(const Conn& c) const;
+
+  UniqueFd listener_;
+  VsockConfig cfg_;
+  HostIo* io_ = nullptr;
+  uint64_t next_id_ = 1;
+  uint32_t next_local_port_ = 1u << 30;
+  std::map<uint64_t, Conn> accepting_;  // host connections before their CONNECT line
+  std::map<Key, Conn> conns_;
+  std::deque<RxPacket> rx_;
+  GuestMemory* mem_ = nullptr;
+  std::vector<Queue>* queues_ = nullptr;
+  Notifier* notifier_ = nullptr;
+};
+
+}  // namespace husk::virtio
