@@ -7,6 +7,7 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HUSK_BUILD:-$src/build}
+. "$src/bench/testhost_qemu.sh"
 n=${1:-20}
 out=${HUSK_BENCH_OUT:-$build/bench}
 mkdir -p "$out"
@@ -42,11 +43,7 @@ INNER
 echo "boot latency: $n boots each of husk-vmm and qemu-system-x86_64 -M microvm"
 HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 \
   --add "$build/bench/husk-bench-clock:/husk/bin/husk-bench-clock" \
-  --add "$(command -v qemu-system-x86_64):/husk/bin/qemu-system-x86_64" \
-  --add /usr/share/qemu/qboot.rom:/husk/qemu/qboot.rom \
-  --add /usr/share/qemu/bios-microvm.bin:/husk/qemu/bios-microvm.bin \
-  --add /usr/share/qemu/pvh.bin:/husk/qemu/pvh.bin \
-  --add /usr/share/qemu/linuxboot_dma.bin:/husk/qemu/linuxboot_dma.bin \
+  "${qemu_testhost_args[@]}" \
   "$script" | tee "$out/boot_latency.log" | grep '^BENCH' >"$out/boot_latency.raw"
 
 echo "vmm,run,rc,marker_us,exit_us,boot_timer_us" >"$out/boot_latency.csv"

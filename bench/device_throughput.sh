@@ -7,6 +7,7 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HUSK_BUILD:-$src/build}
+. "$src/bench/testhost_qemu.sh"
 runs=${1:-3}
 out=${HUSK_BENCH_OUT:-$build/bench}
 mkdir -p "$out"
@@ -32,11 +33,7 @@ done
 INNER
 echo "virtio-blk throughput: $runs boots each of husk-vmm and QEMU microvm"
 HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 \
-  --add "$(command -v qemu-system-x86_64):/husk/bin/qemu-system-x86_64" \
-  --add /usr/share/qemu/qboot.rom:/husk/qemu/qboot.rom \
-  --add /usr/share/qemu/bios-microvm.bin:/husk/qemu/bios-microvm.bin \
-  --add /usr/share/qemu/pvh.bin:/husk/qemu/pvh.bin \
-  --add /usr/share/qemu/linuxboot_dma.bin:/husk/qemu/linuxboot_dma.bin \
+  "${qemu_testhost_args[@]}" \
   "$script" | tee "$out/device_throughput.log" | grep '^BENCH' >"$out/device_throughput.raw"
 
 echo "vmm,run,metric,value" >"$out/device_throughput.csv"

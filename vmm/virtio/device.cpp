@@ -2,6 +2,13 @@
 
 namespace husk::virtio {
 
+Status notify_used(Queue& queue, const GuestMemory& mem, Notifier& notifier) {
+  auto notify = queue.needs_notification(mem);
+  if (!notify) return notify.error();
+  if (*notify) notifier.used_buffers();
+  return {};
+}
+
 namespace {
 Status serve(Queue& queue, GuestMemory& mem, Notifier& notifier,
              const std::function<Result<uint32_t>(const DescriptorChain&)>& handle,
@@ -31,11 +38,7 @@ Status serve(Queue& queue, GuestMemory& mem, Notifier& notifier,
     if (auto s = queue.add_used(mem, chain->head, *written); !s) return s;
     used = true;
   }
-  if (!used) return {};
-  auto notify = queue.needs_notification(mem);
-  if (!notify) return notify.error();
-  if (*notify) notifier.used_buffers();
-  return {};
+  return used ? notify_used(queue, mem, notifier) : Status{};
 }
 }  // namespace
 

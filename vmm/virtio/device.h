@@ -87,6 +87,9 @@ namespace husk::virtio {
 Status serve_queue(Queue& queue, GuestMemory& mem, Notifier& notifier,
                    const std::function<Result<uint32_t>(const DescriptorChain&)>& handle);
 
+// After returning used buffers: interrupts the driver if it asked for that (flags/event idx).
+Status notify_used(Queue& queue, const GuestMemory& mem, Notifier& notifier);
+
 // serve_queue behind a rate limiter: a chain the limiter refuses is held (not returned to the
 // driver) and served first when the device retries, after the wait the limiter asks for.
 struct Throttle {

@@ -196,36 +196,27 @@ void MmioTransport::reset_locked() {
 }
 
 void MmioTransport::notify(uint16_t queue) {
-  std::lock_guard g(mu_);
-  if (!active_ || broken_ || queue >= queues_.size() || !queues_[queue].ready) return;
-  if (auto s = device_->process_queue(queue); !s) fail(s.error().message.c_str());
+  call_device([&]() -> Status {
+    if (!active_ || queue >= queues_.size() || !queues_[queue].ready) return {};
+    return device_->process_queue(queue);
+  });
 }
 
 void MmioTransport::host_data(int fd, std::span<const uint8_t> bytes) {
-  std::lock_guard g(mu_);
-  if (broken_) return;
-  if (auto s = device_->on_host_data(fd, bytes); !s) fail(s.error().message.c_str());
+  call_device([&] { return device_->on_host_data(fd, bytes); });
 }
 
 void MmioTransport::host_accept(uint64_t id, int fd) {
-  std::lock_guard g(mu_);
-  if (broken_) {
-    ::close(fd);
-    return;
-  }
-  if (auto s = device_->on_host_accept(id, fd); !s) fail(s.error().message.c_str());
+  // A broken device cannot take ownership of the new connection: close it here.
+  if (!call_device([&] { return device_->on_host_accept(id, fd); })) ::close(fd);
 }
 
 void MmioTransport::host_read(uint64_t id, std::span<const uint8_t> bytes) {
-  std::lock_guard g(mu_);
-  if (broken_) return;
-  if (auto s = device_->on_host_read(id, bytes); !s) fail(s.error().message.c_str());
+  call_device([&] { return device_->on_host_read(id, bytes); });
 }
 
 void MmioTransport::host_written(uint64_t id, bool ok) {
-  std::lock_guard g(mu_);
-  if (broken_) return;
-  if (auto s = device_->on_host_written(id, ok); !s) fail(s.error().message.c_str());
+  call_device([&] { return device_->on_host_written(id, ok); });
 }
 
 void MmioTransport::used_buffers() {

@@ -51,6 +51,15 @@ class MmioTransport : public BusDevice, private Notifier {
   void write_reg(uint64_t offset, uint32_t value);
   void set_status(uint32_t value);
   void fail(const char* why);  // DEVICE_NEEDS_RESET + config interrupt
+  // Runs `call` (a device entry point returning Status) under the lock unless the device is
+  // broken; a failure marks it broken. Returns false when the device was not called.
+  template <class F>
+  bool call_device(F&& call) {
+    std::lock_guard g(mu_);
+    if (broken_) return false;
+    if (auto s = call(); !s) fail(s.error().message.c_str());
+    return true;
+  }
   void reset_locked();
   Queue* selected();
 

@@ -375,11 +375,7 @@ Status Vsock::deliver() {
     if (auto s = rx.add_used(*mem_, c.head, written); !s) return s;
     used = true;
   }
-  if (!used) return {};
-  auto notify = rx.needs_notification(*mem_);
-  if (!notify) return notify.error();
-  if (*notify) notifier_->used_buffers();
-  return {};
+  return used ? notify_used(rx, *mem_, *notifier_) : Status{};
 }
 
 }  // namespace husk::virtio
