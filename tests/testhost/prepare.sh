@@ -7,8 +7,11 @@ cache=${HUSK_CACHE:-/var/cache/husk}/testhost
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
-pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -o 'linux-image-[0-9][^ ]*-cloud-amd64' | head -1)
-[ -n "$pkg" ] || { echo "testhost: cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
+resolve() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -o 'linux-image-[0-9][^ ]*-cloud-amd64' | head -1; }
+pkg=$(resolve)
+# Package lists may be missing on a machine whose packages were installed another way.
+[ -n "$pkg" ] || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(resolve); }
+[ -n "$pkg" ] || { echo "testhost: cannot resolve linux-image-cloud-amd64 (apt-get update failed?)" >&2; exit 1; }
 # Bump the suffix when the module list below changes.
 dir=$cache/$pkg-2
 if [ ! -f "$dir/ready" ]; then

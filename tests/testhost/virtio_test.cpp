@@ -139,3 +139,28 @@ TEST(VirtioVsock, ManyParallelStreamsBothWaysWithLargeTransfers) {
 
 }  // namespace
 }  // namespace husk
+
+namespace husk {
+namespace {
+
+TEST(VirtioFs, GuestMountsAHostDirectoryReadsAndWrites) {
+  auto r = testhost::run(
+      "mkdir -p /tmp/share && echo hello-from-the-host > /tmp/share/hello.txt\n"
+      "/usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none "
+      "-o sandbox=chroot >/tmp/vfsd.log 2>&1 &\n"
+      "for i in $(seq 100); do [ -S /tmp/vfs.sock ] && break; sleep 0.1; done\n"
+      "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --fs hostshare,/tmp/vfs.sock "
+      "--cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=fs'\n"
+      "echo VMM_EXIT=$?\n"
+      "echo HOST_SEES=$(cat /tmp/share/from-guest.txt)\n"
+      "cat /tmp/vfsd.log | tail -5\n",
+      "--add /usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd");
+  ASSERT_NE(r.exit_code, 125) << r.output;
+  EXPECT_EQ(r.value("GUEST_FS_READ"), "hello-from-the-host") << r.output;
+  EXPECT_EQ(r.value("GUEST_FS_WRITE"), "ok") << r.output;
+  EXPECT_EQ(r.value("HOST_SEES"), "written-by-the-guest") << r.output;
+  EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;
+}
+
+}  // namespace
+}  // namespace husk

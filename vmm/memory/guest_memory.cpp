@@ -14,7 +14,16 @@ constexpr uint64_t kPage = 4096;
 }
 
 Result<GuestMemory> GuestMemory::create(const std::vector<RamRegion>& regions) {
+  return create_impl(regions, false);
+}
+
+Result<GuestMemory> GuestMemory::create_shared(const std::vector<RamRegion>& regions) {
+  return create_impl(regions, true);
+}
+
+Result<GuestMemory> GuestMemory::create_impl(const std::vector<RamRegion>& regions, bool shared) {
   GuestMemory mem;
+  mem.shared_ = shared;
   std::vector<RamRegion> sorted = regions;
   std::sort(sorted.begin(), sorted.end(),
             [](const RamRegion& a, const RamRegion& b) { return a.start < b.start; });
@@ -29,14 +38,22 @@ Result<GuestMemory> GuestMemory::create(const std::vector<RamRegion>& regions) {
       return make_error("guest RAM region at 0x%llx overflows", (unsigned long long)r.start.value);
     if (i > 0 && r.start.value < prev_end) return make_error("guest RAM regions overlap");
     prev_end = end;
-    void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    UniqueFd fd;
+    if (shared) {
+      fd.reset(::memfd_create("husk-guest-ram", MFD_CLOEXEC));
+      if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(r.size)) != 0)
+        return make_error("cannot create %llu MiB of shared guest memory: %s",
+                          (unsigned long long)(r.size >> 20), strerror(errno));
+    }
+    void* p = shared ? ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0)
+                     : ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
       return make_error("cannot map %llu MiB of guest memory: %s",
                         (unsigned long long)(r.size >> 20), strerror(errno));
     // Guest RAM is never useful in a core dump of the VMM and may hold tenant secrets.
     ::madvise(p, r.size, MADV_DONTDUMP);
-    mem.regions_.push_back(Region{r.start, r.size, Mapping(p, r.size)});
+    mem.regions_.push_back(Region{r.start, r.size, Mapping(p, r.size), std::move(fd)});
   }
   return mem;
 }
@@ -110,8 +127,9 @@ Status GuestMemory::load_file(GuestAddress addr, int fd, uint64_t offset, uint64
                       (unsigned long long)offset, (unsigned long long)len);
   uint64_t done = 0;
   // Whole pages whose guest and file offsets share alignment are mapped in place, private
-  // (copy-on-write): the kernel page cache backs them and nothing is copied up front.
-  if (addr.value % kPage == offset % kPage) {
+  // (copy-on-write): the kernel page cache backs them and nothing is copied up front. Not for
+  // shared memory: a vhost-user backend must see the same pages as the guest.
+  if (!shared_ && addr.value % kPage == offset % kPage) {
     uint64_t head = (kPage - addr.value % kPage) % kPage;
     if (head < len) {
       uint64_t body = (len - head) / kPage * kPage;

@@ -11,6 +11,7 @@
 
 #include "common/mapping.h"
 #include "common/result.h"
+#include "common/unique_fd.h"
 
 namespace husk {
 
@@ -39,11 +40,15 @@ class GuestMemory {
   // Maps anonymous private memory for each region (lazily backed: untouched guest pages cost
   // no host memory). Regions must not overlap and must be page aligned.
   static Result<GuestMemory> create(const std::vector<RamRegion>& regions);
+  // The same, backed by memfds mapped shared, so a vhost-user backend (virtiofsd) can map the
+  // guest's memory too. Each region's fd is in Region::fd.
+  static Result<GuestMemory> create_shared(const std::vector<RamRegion>& regions);
 
   struct Region {
     GuestAddress start;
     uint64_t size;
     Mapping map;
+    UniqueFd fd;  // memfd when shared, else invalid
     uint8_t* host() const { return map.data(); }
   };
   const std::vector<Region>& regions() const { return regions_; }
@@ -83,7 +88,9 @@ class GuestMemory {
  private:
   // Host pointer for [addr, addr+len) if it lies in one region, else nullptr.
   uint8_t* find(GuestAddress addr, uint64_t len) const;
+  static Result<GuestMemory> create_impl(const std::vector<RamRegion>& regions, bool shared);
   std::vector<Region> regions_;
+  bool shared_ = false;
 };
 
 }  // namespace husk

@@ -56,6 +56,8 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::vector<std::string> blk;
   app.add_option("--blk", blk, "virtio-blk disk: PATH[,ro][,bw=BYTES/s][,iops=N] (repeatable)");
   app.add_flag("--rng", c.rng, "virtio-rng entropy device");
+  std::vector<std::string> fs;
+  app.add_option("--fs", fs, "virtio-fs through a vhost-user backend: TAG,SOCKET (repeatable)");
   std::string vsock;
   app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol)");
   std::vector<std::string> nets;
@@ -113,6 +115,12 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     n.mac = *parsed;
     if (n.tap.empty()) return make_error("--net needs a tap name");
     c.nics.push_back(n);
+  }
+  for (const auto& f : fs) {
+    auto comma = f.find(',');
+    if (comma == std::string::npos || comma == 0 || comma + 1 == f.size())
+      return make_error("--fs needs TAG,SOCKET (for example share,/run/virtiofsd.sock)");
+    c.filesystems.push_back(virtio::FsConfig{f.substr(0, comma), f.substr(comma + 1)});
   }
   if (!vsock.empty()) {
     auto comma = vsock.find(',');

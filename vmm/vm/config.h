@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "vmm/virtio/blk/block.h"
+#include "vmm/virtio/fs/fs.h"
 #include "vmm/virtio/net/net.h"
 #include "vmm/virtio/vsock/vsock.h"
 
@@ -32,6 +33,7 @@ struct VmConfig {
   bool rng = false;                        // --rng: virtio-rng backed by getrandom
   std::vector<virtio::NetConfig> nics;     // --net TAP[,MAC]: eth0, eth1...
   std::optional<virtio::VsockConfig> vsock;  // --vsock CID,PATH
+  std::vector<virtio::FsConfig> filesystems;   // --fs TAG,SOCKET (virtiofsd); guest RAM is shared
 };
 
 constexpr const char* kDefaultCmdline =

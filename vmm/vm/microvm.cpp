@@ -21,6 +21,12 @@ constexpr int kKickSignal = SIGUSR1;
 std::atomic<uint64_t> g_first_run_ns{0};
 uint64_t g_memslot_ns = 0;  // time inside KVM_SET_USER_MEMORY_REGION (SRCU sync in the kernel)
 
+Result<GuestMemory> guest_memory(const Platform& p, const VmConfig& cfg) {
+  auto regions = p.ram_regions(cfg.mem_mib << 20);
+  // vhost-user backends map guest memory themselves: it must live in shareable memfds.
+  return cfg.filesystems.empty() ? GuestMemory::create(regions) : GuestMemory::create_shared(regions);
+}
+
 GuestMemory must(Result<GuestMemory> r) {
   if (!r) throw std::runtime_error(r.error().message);
   return std::move(r).value();
@@ -44,7 +50,7 @@ MicroVm::MicroVm(const VmConfig& cfg)
       kvm_(kvm::Kvm::open()),
       vm_(kvm_),
       platform_(make_platform()),
-      mem_(must(GuestMemory::create(platform_->ram_regions(cfg.mem_mib << 20)))) {
+      mem_(must(guest_memory(*platform_, cfg))) {
   if (kvm_.check_extension(KVM_CAP_IRQCHIP) <= 0 || kvm_.check_extension(KVM_CAP_IRQFD) <= 0 ||
       kvm_.check_extension(KVM_CAP_USER_MEMORY) <= 0)
     throw std::runtime_error("KVM lacks a required capability (irqchip, irqfd, user memory)");
@@ -86,6 +92,11 @@ MicroVm::MicroVm(const VmConfig& cfg)
     virtio_devices.push_back(*net);
   }
   if (cfg_.rng) virtio_devices.push_back(std::make_shared<virtio::Rng>());
+  for (const auto& f : cfg_.filesystems) {
+    auto fs = virtio::Fs::open(f);
+    if (!fs) throw std::runtime_error(fs.error().message);
+    virtio_devices.push_back(*fs);
+  }
   if (cfg_.vsock) {
     auto vs = virtio::Vsock::open(*cfg_.vsock);
     if (!vs) throw std::runtime_error(vs.error().message);
