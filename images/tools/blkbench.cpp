@@ -1,6 +1,9 @@
-// husk-blkbench: block device throughput from inside a guest, with O_DIRECT so the guest's page
-// cache is out of the picture. Prints KEY=value lines.
-// usage: husk-blkbench DEVICE MiB RANDOM_READS
+// husk-blkbench: storage figures from inside a guest, printed as KEY=value lines.
+//   husk-blkbench DEVICE MiB RANDOM_READS   block device throughput with O_DIRECT (the guest's
+//                                           page cache out of the picture)
+//   husk-blkbench --files DIR               open, read and close every file in DIR (a shared
+//                                           file system's small-file rate)
+#include <dirent.h>
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace {
 double now() {
@@ -21,7 +26,31 @@ struct FreeDeleter {
 };
 }  // namespace
 
+int files(const char* dir) {
+  DIR* d = opendir(dir);
+  if (!d) return std::perror(dir), 1;
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] != '.') names.push_back(std::string(dir) + "/" + e->d_name);
+  closedir(d);
+  char buf[65536];
+  size_t bytes = 0;
+  double t = now();
+  for (const auto& n : names) {
+    int fd = open(n.c_str(), O_RDONLY);
+    if (fd < 0) return std::perror(n.c_str()), 1;
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0) bytes += static_cast<size_t>(r);
+    close(fd);
+  }
+  double dt = now() - t;
+  std::printf("FS_FILES=%zu\nFS_FILES_PER_SEC=%.0f\nFS_READ_MBPS=%.2f\n", names.size(),
+              static_cast<double>(names.size()) / dt, static_cast<double>(bytes) / dt / 1048576.0);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 3 && std::strcmp(argv[1], "--files") == 0) return files(argv[2]);
   if (argc != 4) {
     std::fprintf(stderr, "usage: husk-blkbench DEVICE MiB RANDOM_READS\n");
     return 2;
