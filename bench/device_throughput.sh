@@ -5,6 +5,8 @@
 #    then reads of 32 MiB, then 2000 4 KiB reads at pseudo-random offsets.
 #  - virtio-fs: 500 files of 4 KiB shared by virtiofsd (cache=none); the guest opens, reads
 #    and closes each (husk-blkbench --files). QEMU gets the same virtiofsd and a memfd backend.
+#  - vsock: the host streams 64 MiB into a guest sink (husk-vsock-test); husk through its unix
+#    socket, QEMU through vhost-vsock (AF_VSOCK on the test host).
 # usage: bench/device_throughput.sh [R]
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +50,21 @@ while [ $i -le $R ]; do
     -chardev socket,id=vfs,path=/tmp/vfs.sock -device vhost-user-fs-device,chardev=vfs,tag=hostshare \
     -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "reboot=t $F" |
     tr -d '\r' | sed -n 's/^FS_/BENCH vmm=qemu-microvm run='$i' FS_/p'
+  V="console=ttyS0 panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=vsocksink"
+  rm -f /tmp/v.sock
+  "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --mem 256 --vsock 3,/tmp/v.sock \
+    --cmdline "reboot=k $V" >/dev/null &
+  vmm=$!
+  for w in $(seq 100); do [ -S /tmp/v.sock ] && break; sleep 0.1; done
+  husk-vsock-test host-source /tmp/v.sock 1234 67108864 | sed -n 's/^HOST_VSOCK_/BENCH vmm=husk run='$i' VSOCK_/p'
+  wait $vmm
+  "$qemu" -L "$qemu_data" -M microvm,acpi=off -accel kvm -cpu host -smp 1 -m 256 \
+    -nodefaults -no-user-config -nographic -no-reboot -serial null -global virtio-mmio.force-legacy=false \
+    -device vhost-vsock-device,guest-cid=3 \
+    -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "reboot=t $V" >/dev/null &
+  vmm=$!
+  husk-vsock-test host-source vsock:3 1234 67108864 | sed -n 's/^HOST_VSOCK_/BENCH vmm=qemu-microvm run='$i' VSOCK_/p'
+  wait $vmm
   i=$((i + 1))
 done
 INNER
@@ -57,14 +74,14 @@ HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 \
   "$script" | tee "$out/device_throughput.log" | grep '^BENCH' >"$out/device_throughput.raw"
 
 echo "vmm,run,metric,value" >"$out/device_throughput.csv"
-sed -E 's/^BENCH vmm=([^ ]+) run=([0-9]+) (BLK|FS)_([A-Z_]+)=([0-9.]+).*/\1,\2,\3_\4,\5/' "$out/device_throughput.raw" >>"$out/device_throughput.csv"
+sed -E 's/^BENCH vmm=([^ ]+) run=([0-9]+) (BLK|FS|VSOCK)_([A-Z_]+)=([0-9.]+).*/\1,\2,\3_\4,\5/' "$out/device_throughput.raw" >>"$out/device_throughput.csv"
 median() {  # median VMM METRIC
   awk -F, -v v="$1" -v m="$2" '$1==v && $3==m {print $4}' "$out/device_throughput.csv" | sort -g |
     awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int((NR+1)/2)]; else print "n/a"}'
 }
 {
-  echo "virtio-blk and virtio-fs inside the test host (emulated: compare the ratios), medians of $runs:"
-  for m in BLK_SEQ_WRITE_MBPS BLK_SEQ_READ_MBPS BLK_RAND_READ_IOPS FS_FILES_PER_SEC FS_READ_MBPS; do
+  echo "virtio-blk, virtio-fs and vsock inside the test host (emulated: compare the ratios), medians of $runs:"
+  for m in BLK_SEQ_WRITE_MBPS BLK_SEQ_READ_MBPS BLK_RAND_READ_IOPS FS_FILES_PER_SEC FS_READ_MBPS VSOCK_MBPS; do
     h=$(median husk "$m") q=$(median qemu-microvm "$m")
     printf "  %-18s husk-vmm %9s   qemu-microvm %9s   husk/qemu %s\n" "$m" "$h" "$q" \
       "$(awk -v a="$h" -v b="$q" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a"}')"

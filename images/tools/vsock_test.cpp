@@ -4,6 +4,10 @@
 //   host-echo PATH                     (host)  echo server on unix socket PATH (PATH = UDS_PORT)
 //   host-client UDS PORT STREAMS BYTES (host)  round trips to guest PORT via "CONNECT PORT\n",
 //                                              retrying until the guest listens (60 s)
+//   guest-sink PORT                    (guest) accept one stream, read it to EOF, close
+//   host-source UDS|vsock:CID PORT BYTES (host) stream BYTES to the guest's sink and report MB/s
+//                                              (through husk's unix socket, or AF_VSOCK for
+//                                              vhost-vsock peers), connect to sink close
 // Every stream sends BYTES of a stream-specific pattern, reads the echo and compares it.
 #include <linux/vm_sockets.h>
 #include <sys/socket.h>
@@ -118,6 +122,55 @@ int main(int argc, char** argv) {
       ts.emplace_back(echo, fd);
     }
     for (auto& t : ts) t.join();
+    return 0;
+  }
+  if (mode == "guest-sink" && argc == 3) {
+    int l = ::socket(AF_VSOCK, SOCK_STREAM, 0);
+    sockaddr_vm a{};
+    a.svm_family = AF_VSOCK;
+    a.svm_cid = VMADDR_CID_ANY;
+    a.svm_port = static_cast<unsigned>(std::atoi(argv[2]));
+    if (::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) || ::listen(l, 1)) return std::perror("vsock listen"), 1;
+    int fd = ::accept(l, nullptr, nullptr);
+    std::vector<uint8_t> buf(1 << 16);
+    size_t total = 0;
+    ssize_t n;
+    while ((n = ::read(fd, buf.data(), buf.size())) > 0) total += static_cast<size_t>(n);
+    std::printf("GUEST_SINK_BYTES=%zu\n", total);
+    ::close(fd);
+    return 0;
+  }
+  if (mode == "host-source" && argc == 5) {
+    std::string target = argv[2];
+    unsigned port = static_cast<unsigned>(std::atoi(argv[3]));
+    size_t bytes = std::strtoul(argv[4], nullptr, 10);
+    int fd = -1;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (fd < 0 && std::chrono::steady_clock::now() < deadline) {
+      if (target.rfind("vsock:", 0) == 0) {
+        fd = ::socket(AF_VSOCK, SOCK_STREAM, 0);
+        sockaddr_vm a{};
+        a.svm_family = AF_VSOCK;
+        a.svm_cid = static_cast<unsigned>(std::atoi(target.c_str() + 6));
+        a.svm_port = port;
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ::close(fd), fd = -1;
+      } else {
+        fd = unix_connect_handshake(target.c_str(), port);
+      }
+      if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (fd < 0) return std::fprintf(stderr, "host-source: cannot connect\n"), 1;
+    std::vector<uint8_t> buf(1 << 16, 0x5a);
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t off = 0; off < bytes; off += buf.size())
+      if (!write_all(fd, buf.data(), std::min(buf.size(), bytes - off))) return 1;
+    ::shutdown(fd, SHUT_WR);
+    char c;
+    while (::read(fd, &c, 1) > 0) {
+    }  // the sink closes once it has read everything
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("HOST_VSOCK_MBPS=%.1f\n", static_cast<double>(bytes) / s / 1048576.0);
+    ::close(fd);
     return 0;
   }
   if (mode == "guest-client" && argc == 5) {

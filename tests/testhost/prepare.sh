@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches the test host's kernel: Debian's cloud kernel (bzImage) and its kvm, kvm-amd,
-# kvm-intel, irqbypass and tun modules, unpacked (not installed) into $HUSK_CACHE/testhost/<version>.
+# kvm-intel, irqbypass, tun and vhost-vsock modules, unpacked (not installed) into $HUSK_CACHE/testhost/<version>.
 # Prints that directory.
 set -euo pipefail
 cache=${HUSK_CACHE:-/var/cache/husk}/testhost
@@ -13,7 +13,7 @@ pkg=$(resolve)
 [ -n "$pkg" ] || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(resolve); }
 [ -n "$pkg" ] || { echo "testhost: cannot resolve linux-image-cloud-amd64 (apt-get update failed?)" >&2; exit 1; }
 # Bump the suffix when the module list below changes.
-dir=$cache/$pkg-2
+dir=$cache/$pkg-3
 if [ ! -f "$dir/ready" ]; then
   echo "testhost: fetching $pkg" >&2
   rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp/deb"
@@ -23,7 +23,8 @@ if [ ! -f "$dir/ready" ]; then
   cp "$dir.tmp"/x/boot/vmlinuz-* "$dir.tmp/vmlinuz"
   mkdir -p "$dir.tmp/modules"
   for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko arch/x86/kvm/kvm-intel.ko \
-    drivers/net/tun.ko; do
+    drivers/net/tun.ko net/vmw_vsock/vsock.ko drivers/vhost/vhost_iotlb.ko drivers/vhost/vhost.ko \
+    net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/vhost/vhost_vsock.ko; do
     f=$(ls "$dir.tmp"/x/lib/modules/*/kernel/$m*)
     case "$f" in
       *.xz) xz -dc "$f" >"$dir.tmp/modules/$(basename "$m")" ;;

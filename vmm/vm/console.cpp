@@ -86,8 +86,13 @@ void ConsoleInput::start() {
     return;
   }
   raw_.emplace(STDIN_FILENO);
-  auto self = shared_from_this();
-  serial_->set_on_rx_space([self] { boost::asio::post(self->io_, [self] { self->push(0); }); });
+  // Weak: the UART holding a strong reference back to us would be a cycle (found by LSan).
+  std::weak_ptr<ConsoleInput> weak = shared_from_this();
+  serial_->set_on_rx_space([weak, &io = io_] {
+    boost::asio::post(io, [weak] {
+      if (auto self = weak.lock()) self->push(0);
+    });
+  });
   read_more();
 }
 

@@ -37,6 +37,9 @@ class MicroVm {
 
   VmConfig cfg_;
   StopState stop_;
+  // Declared before every member that owns Asio objects (virtio_), so it is destroyed after them:
+  // an I/O object outliving its io_context is a use-after-free (ASan found it).
+  boost::asio::io_context io_;
   std::atomic<int> signal_{0};
   kvm::Kvm kvm_;
   kvm::Vm vm_;
@@ -48,7 +51,6 @@ class MicroVm {
   VirtioDevices virtio_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::jthread> threads_;
-  boost::asio::io_context io_;
 };
 
 }  // namespace husk

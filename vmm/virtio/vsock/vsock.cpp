@@ -95,7 +95,7 @@ void Vsock::push(Conn& c, uint16_t op, uint32_t flags, std::vector<uint8_t> data
   h.fwd_cnt = c.fwd_cnt;
   c.credit_sent = c.fwd_cnt;
   c.tx_cnt += h.len;
-  rx_.push_back(RxPacket{h, std::move(data)});
+  rx_.push_back(RxPacket{h, std::move(data), 0});
 }
 
 void Vsock::push_rst(const Header& to) {
@@ -106,7 +106,7 @@ void Vsock::push_rst(const Header& to) {
   h.dst_port = to.src_port;
   h.type = kTypeStream;
   h.op = kOpRst;
-  rx_.push_back(RxPacket{h, {}});
+  rx_.push_back(RxPacket{h, {}, 0});
 }
 
 void Vsock::close(const Key& k) {
@@ -355,20 +355,17 @@ Status Vsock::deliver() {
     if (c.writable_bytes() >= sizeof(Header)) {
       uint64_t room = c.writable_bytes() - sizeof(Header);
       Header h = p.hdr;
-      size_t n = std::min<size_t>(p.data.size(), room);
+      size_t n = std::min<size_t>(p.data.size() - p.sent, room);
       h.len = static_cast<uint32_t>(n);
       auto hb = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&h), sizeof h);
       if (auto s = copy_to_chain(*mem_, c.writable, 0, hb); !s) return s;
       if (n) {
-        if (auto s = copy_to_chain(*mem_, c.writable, sizeof h, std::span<const uint8_t>(p.data.data(), n)); !s)
+        if (auto s = copy_to_chain(*mem_, c.writable, sizeof h, std::span<const uint8_t>(p.data.data() + p.sent, n)); !s)
           return s;
       }
       written = static_cast<uint32_t>(sizeof h + n);
-      if (n < p.data.size()) {
-        p.data.erase(p.data.begin(), p.data.begin() + static_cast<std::ptrdiff_t>(n));  // rest goes next
-      } else {
-        rx_.pop_front();
-      }
+      p.sent += n;
+      if (p.sent == p.data.size()) rx_.pop_front();  // else the rest goes in the next buffer
     } else {
       LOG_WARN_RATELIMITED("vsock: guest receive buffer smaller than a header");
     }

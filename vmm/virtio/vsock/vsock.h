@@ -63,6 +63,7 @@ class Vsock : public Device {
   struct RxPacket {
     vsock::Header hdr;
     std::vector<uint8_t> data;
+    size_t sent = 0;  // bytes of data already delivered (a packet may span several buffers)
   };
   using Key = std::pair<uint32_t, uint32_t>;  // (local_port, peer_port)
 
