@@ -17,6 +17,10 @@ cmake -S "$src" -B "$src/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SA
 cmake --build "$src/build-asan" -j"$jobs" >/dev/null
 ctest --test-dir "$src/build-asan" -L unit -j"$jobs" --output-on-failure
 
+echo "== husk-vmm under ASan+UBSan driving every device in a booted guest"
+cmake --build "$src/build-asan" -j"$jobs" --target husk-vmm >/dev/null
+"$src/tests/testhost/asan_devices.sh" "$src/build-asan/vmm/husk-vmm"
+
 echo "== fuzz targets (short runs; see README for long runs)"
 CXX=clang++ cmake -S "$src" -B "$src/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DHUSK_FUZZ=ON -DHUSK_GUEST_IMAGES=OFF >/dev/null

@@ -77,13 +77,15 @@ TEST(Config, VirtioDeviceOptions) {
   EXPECT_EQ(c->nics[0].mac[5], 1);
   EXPECT_EQ(c->nics[1].mac[5], 9);
   const char* limited[] = {"husk-vmm", "--kernel", "k", "--blk", "a.img,bw=1048576,iops=100",
-                           "--net", "tap0,pps=1000,bw=500000"};
+                           "--net", "tap0,pps=1000,bw=500000,rx_bw=700000,rx_pps=50"};
   auto l = parse_args(7, limited, &exit_ok);
   ASSERT_TRUE(l.ok()) << l.error().message;
   EXPECT_EQ(l->disks[0].limit.bytes_per_sec, 1048576u);
   EXPECT_EQ(l->disks[0].limit.ops_per_sec, 100u);
   EXPECT_EQ(l->nics[0].tx_limit.ops_per_sec, 1000u);
   EXPECT_EQ(l->nics[0].tx_limit.bytes_per_sec, 500000u);
+  EXPECT_EQ(l->nics[0].rx_limit.bytes_per_sec, 700000u);
+  EXPECT_EQ(l->nics[0].rx_limit.ops_per_sec, 50u);
   const char* bad_limit[] = {"husk-vmm", "--kernel", "k", "--blk", "a.img,bw=0"};
   EXPECT_FALSE(parse_args(5, bad_limit, &exit_ok).ok());
   const char* bad_blk[] = {"husk-vmm", "--kernel", "k", "--blk", "a.img,rw"};

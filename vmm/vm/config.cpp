@@ -61,7 +61,7 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::string vsock;
   app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol)");
   std::vector<std::string> nets;
-  app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=BYTES/s][,pps=N] (repeatable)");
+  app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=B/s][,pps=N][,rx_bw=B/s][,rx_pps=N] (repeatable)");
   app.add_flag("--pvh", c.boot_pvh, "Enter the kernel through its PVH ELF note");
   app.add_flag("--allow-pvm", c.allow_pvm,
                "Boot a Linux guest even when /dev/kvm is PVM (it cannot boot a stock kernel)");
@@ -107,8 +107,10 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     for (size_t j = 1; j < parts.size(); ++j) {
       if (parts[j].find(':') != std::string::npos) mac_text = parts[j];
       else if (!parse_limit(parts[j], "bw", &n.tx_limit.bytes_per_sec) &&
-               !parse_limit(parts[j], "pps", &n.tx_limit.ops_per_sec))
-        return make_error("--net %s: unknown option '%s' (MAC, bw=BYTES/s, pps=N)", nets[i].c_str(), parts[j].c_str());
+               !parse_limit(parts[j], "pps", &n.tx_limit.ops_per_sec) &&
+               !parse_limit(parts[j], "rx_bw", &n.rx_limit.bytes_per_sec) &&
+               !parse_limit(parts[j], "rx_pps", &n.rx_limit.ops_per_sec))
+        return make_error("--net %s: unknown option '%s' (MAC, bw=, pps=, rx_bw=, rx_pps=)", nets[i].c_str(), parts[j].c_str());
     }
     auto parsed = virtio::parse_mac(mac_text);
     if (!parsed) return make_error("--net %s: %s", nets[i].c_str(), parsed.error().message.c_str());

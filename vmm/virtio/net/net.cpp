@@ -50,13 +50,14 @@ Result<std::shared_ptr<Net>> Net::open(const NetConfig& cfg) {
   // No offloads are negotiated, so the tap must hand us complete, checksummed frames.
   if (::ioctl(fd.get(), TUNSETOFFLOAD, 0) < 0)
     return make_error("tap %s: TUNSETOFFLOAD: %s", cfg.tap.c_str(), strerror(errno));
-  return std::make_shared<Net>(std::move(fd), cfg.mac, cfg.tx_limit);
+  return std::make_shared<Net>(std::move(fd), cfg.mac, cfg.tx_limit, cfg.rx_limit);
 }
 
-Net::Net(UniqueFd tap, std::array<uint8_t, 6> mac, RateLimit tx_limit)
+Net::Net(UniqueFd tap, std::array<uint8_t, 6> mac, RateLimit tx_limit, RateLimit rx_limit)
     : tap_(std::move(tap)), mac_(mac),
       tx_throttle_{RateLimiter(tx_limit), kTxQueue,
-                   [](const DescriptorChain& c) { return c.readable_bytes(); }, std::nullopt} {}
+                   [](const DescriptorChain& c) { return c.readable_bytes(); }, std::nullopt},
+      rx_limiter_(rx_limit) {}
 
 uint64_t Net::features() const { return kFMac; }
 
@@ -120,6 +121,13 @@ Status Net::deliver() {
   Queue& rx = (*queues_)[kRxQueue];
   bool used = false;
   while (!pending_.empty()) {
+    if (!rx_limiter_.unlimited()) {
+      uint64_t bytes = pending_.front().size(), now = monotonic_ns();
+      if (!rx_limiter_.consume(bytes, now)) {
+        notifier_->retry_after(kRxQueue, rx_limiter_.ns_until(bytes, now));
+        break;
+      }
+    }
     auto chain = rx.pop(*mem_);
     if (!chain) return chain.error();
     if (!*chain) break;  // the guest has no buffers: keep the frames for its next kick

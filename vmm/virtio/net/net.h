@@ -18,6 +18,7 @@ struct NetConfig {
   std::string tap;               // host interface name (created if absent, needs CAP_NET_ADMIN)
   std::array<uint8_t, 6> mac{};  // guest MAC
   RateLimit tx_limit;            // transmit bytes and packets per second, both optional
+  RateLimit rx_limit;            // receive side, the same
 };
 
 // Parses "aa:bb:cc:dd:ee:ff".
@@ -26,7 +27,7 @@ Result<std::array<uint8_t, 6>> parse_mac(const std::string& s);
 class Net : public Device {
  public:
   static Result<std::shared_ptr<Net>> open(const NetConfig& cfg);
-  Net(UniqueFd tap, std::array<uint8_t, 6> mac, RateLimit tx_limit = {});
+  Net(UniqueFd tap, std::array<uint8_t, 6> mac, RateLimit tx_limit = {}, RateLimit rx_limit = {});
 
   DeviceType type() const override { return kNet; }
   std::vector<uint16_t> queue_max_sizes() const override { return {256, 256}; }
@@ -53,6 +54,7 @@ class Net : public Device {
   Notifier* notifier_ = nullptr;
   uint64_t dropped_ = 0;
   Throttle tx_throttle_;
+  RateLimiter rx_limiter_;  // frames wait in pending_ (bounded) while it refuses
 };
 
 }  // namespace husk::virtio
