@@ -151,13 +151,6 @@ void Vm::register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t d
   if (xioctl(fd(), KVM_IOEVENTFD, &e) < 0) fail("KVM_IOEVENTFD");
 }
 
-void Vm::irq_line(uint32_t irq, bool level) {
-  kvm_irq_level l{};
-  l.irq = irq;
-  l.level = level ? 1 : 0;
-  if (xioctl(fd(), KVM_IRQ_LINE, &l) < 0) fail("KVM_IRQ_LINE");
-}
-
 Vcpu::Vcpu(const Vm& vm, unsigned id, size_t mmap_size) : id_(id) {
   fd_.reset(xioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
   if (!fd_) fail("KVM_CREATE_VCPU");

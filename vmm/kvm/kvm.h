@@ -52,7 +52,6 @@ class Vm {
   void set_identity_map_addr(uint64_t addr);
   // Registers `eventfd` so that a write to it injects an edge on `gsi`.
   void register_irqfd(int eventfd, uint32_t gsi);
-  void irq_line(uint32_t irq, bool level);
   // Registers `eventfd` to be signalled by a `len`-byte guest MMIO write of `datamatch` at
   // `addr`, without an exit to user space.
   void register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch);

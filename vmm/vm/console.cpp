@@ -90,7 +90,7 @@ void ConsoleInput::start() {
   std::weak_ptr<ConsoleInput> weak = shared_from_this();
   serial_->set_on_rx_space([weak, &io = io_] {
     boost::asio::post(io, [weak] {
-      if (auto self = weak.lock()) self->push(0);
+      if (auto self = weak.lock()) self->push();
     });
   });
   read_more();
@@ -102,11 +102,11 @@ void ConsoleInput::read_more() {
     if (ec) return;  // EOF or error: the guest simply gets no more input
     self->pending_off_ = 0;
     self->pending_len_ = n;
-    self->push(0);
+    self->push();
   });
 }
 
-void ConsoleInput::push(size_t) {
+void ConsoleInput::push() {
   if (pending_len_ == 0) return;
   size_t n = serial_->enqueue_input(std::span<const uint8_t>(buf_.data() + pending_off_, pending_len_));
   pending_off_ += n;

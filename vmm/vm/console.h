@@ -64,7 +64,7 @@ class ConsoleInput : public std::enable_shared_from_this<ConsoleInput> {
 
  private:
   void read_more();
-  void push(size_t n);
+  void push();  // hands pending bytes to the UART; reads more once all are taken
   boost::asio::io_context& io_;
   std::shared_ptr<Serial> serial_;
   std::optional<boost::asio::posix::stream_descriptor> in_;

@@ -113,16 +113,20 @@ void Vsock::close(const Key& k) {
   auto it = conns_.find(k);
   if (it == conns_.end()) return;
   if (io_) io_->forget(it->second.id);
+  keys_.erase(it->second.id);
   conns_.erase(it);  // closes the host socket
 }
 
+Vsock::Conn& Vsock::add(const Key& k, Conn c) {
+  keys_[c.id] = k;
+  return conns_.emplace(k, std::move(c)).first->second;
+}
+
 Vsock::Conn* Vsock::by_id(uint64_t id, Key* key) {
-  for (auto& [k, c] : conns_)
-    if (c.id == id) {
-      *key = k;
-      return &c;
-    }
-  return nullptr;
+  auto k = keys_.find(id);
+  if (k == keys_.end()) return nullptr;
+  *key = k->second;
+  return &conns_.at(k->second);
 }
 
 Status Vsock::on_host_accept(uint64_t, int fd) {
@@ -178,10 +182,9 @@ Status Vsock::on_host_read(uint64_t id, std::span<const uint8_t> bytes) {
     c.peer_port = port;
     c.local_port = next_local_port_++;
     c.state = State::kConnecting;
-    Key k{c.local_port, c.peer_port};
-    auto [it, inserted] = conns_.emplace(k, std::move(c));
+    Conn& added = add(Key{c.local_port, c.peer_port}, std::move(c));
     accepting_.erase(a);
-    push(it->second, kOpRequest);
+    push(added, kOpRequest);
     return deliver();
   }
   Key k;
@@ -247,9 +250,9 @@ void Vsock::guest_connect(const Header& h) {
   c.peer_port = h.src_port;
   c.peer_buf_alloc = h.buf_alloc;
   c.peer_fwd_cnt = h.fwd_cnt;
-  auto [it, inserted] = conns_.emplace(k, std::move(c));
-  push(it->second, kOpResponse);
-  pump_host(it->second);
+  Conn& added = add(k, std::move(c));
+  push(added, kOpResponse);
+  pump_host(added);
 }
 
 void Vsock::handle_packet(const Header& h, std::vector<uint8_t> data) {

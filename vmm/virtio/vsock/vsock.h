@@ -76,6 +76,7 @@ class Vsock : public Device {
   void flush_to_host(Conn& c);
   void close(const Key& k);
   Conn* by_id(uint64_t id, Key* key);
+  Conn& add(const Key& k, Conn c);  // registers a stream under its key and its I/O id
   Status deliver();
   uint32_t peer_credit(const Conn& c) const;
 
@@ -86,6 +87,7 @@ class Vsock : public Device {
   uint32_t next_local_port_ = 1u << 30;
   std::map<uint64_t, Conn> accepting_;  // host connections before their CONNECT line
   std::map<Key, Conn> conns_;
+  std::map<uint64_t, Key> keys_;  // host I/O id -> stream: callbacks look streams up by id
   std::deque<RxPacket> rx_;
   GuestMemory* mem_ = nullptr;
   std::vector<Queue>* queues_ = nullptr;
