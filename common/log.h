@@ -11,6 +11,8 @@ enum class Level { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 
 void set_program(const char* name);
 void set_level(Level level);
+// Also send every line to `fd` (a socket; lines that would block are dropped, never waited on).
+void add_sink(int fd);
 Level level();
 [[gnu::format(printf, 2, 3)]] void write(Level level, const char* fmt, ...);
 

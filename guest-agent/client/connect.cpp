@@ -1,0 +1,110 @@
+#include "guest-agent/client/connect.h"
+
+#include <grpcpp/create_channel_posix.h>
+#include <linux/vm_sockets.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "common/unique_fd.h"
+#include "proto/agent.grpc.pb.h"
+
+namespace husk::agent_client {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Result<UniqueFd> hybrid_vsock(const std::string& path, unsigned port, Clock::time_point deadline) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return make_error("%s: socket path too long", path.c_str());
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return make_error("connect %s: %s", path.c_str(), strerror(errno));
+  std::string hello = "CONNECT " + std::to_string(port) + "\n";
+  if (::send(fd.get(), hello.data(), hello.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(hello.size()))
+    return make_error("%s: %s", path.c_str(), strerror(errno));
+  // Byte by byte: whatever follows the newline already belongs to HTTP/2.
+  std::string line;
+  while (line.empty() || line.back() != '\n') {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+    pollfd p{fd.get(), POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, left) <= 0) return make_error("%s: no answer to CONNECT %u", path.c_str(), port);
+    char c;
+    if (::read(fd.get(), &c, 1) != 1) return make_error("%s: port %u refused (is the agent up?)", path.c_str(), port);
+    line += c;
+    if (line.size() > 64) return make_error("%s: bad CONNECT answer", path.c_str());
+  }
+  if (line.rfind("OK ", 0) != 0) return make_error("%s: CONNECT %u answered \"%s\"", path.c_str(), port, line.c_str());
+  return fd;
+}
+
+Result<UniqueFd> kernel_vsock(unsigned cid, unsigned port) {
+  UniqueFd fd(socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return make_error("vsock socket: %s", strerror(errno));
+  sockaddr_vm addr{};
+  addr.svm_family = AF_VSOCK;
+  addr.svm_cid = cid;
+  addr.svm_port = port;
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return make_error("vsock connect %u:%u: %s", cid, port, strerror(errno));
+  return fd;
+}
+
+bool healthy(const std::shared_ptr<grpc::Channel>& ch, Clock::time_point deadline, std::string* why) {
+  auto stub = husk::agent::v1::Agent::NewStub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::max<Clock::duration>(deadline - Clock::now(), std::chrono::milliseconds(200)));
+  husk::agent::v1::HealthRequest req;
+  husk::agent::v1::HealthResponse resp;
+  auto s = stub->Health(&ctx, req, &resp);
+  if (!s.ok()) *why = s.error_message();
+  return s.ok() && resp.status() == husk::agent::v1::HealthResponse::SERVING;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<grpc::Channel>> connect(const std::string& address, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  std::string last = "timed out";
+  if (address.rfind("unix:", 0) == 0) {
+    auto ch = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    if (!ch->WaitForConnected(std::chrono::system_clock::now() + timeout))
+      return make_error("agent at %s: not reachable within %lld ms", address.c_str(), static_cast<long long>(timeout.count()));
+    if (!healthy(ch, deadline, &last)) return make_error("agent at %s: %s", address.c_str(), last.c_str());
+    return ch;
+  }
+  bool hybrid = address.rfind("hvsock:", 0) == 0;
+  if (!hybrid && address.rfind("vsock:", 0) != 0)
+    return make_error("agent address \"%s\": expected unix:PATH, hvsock:PATH:PORT or vsock:CID:PORT", address.c_str());
+  std::string rest = address.substr(hybrid ? 7 : 6);
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos) return make_error("agent address \"%s\" has no port", address.c_str());
+  unsigned port = static_cast<unsigned>(std::strtoul(rest.c_str() + colon + 1, nullptr, 10));
+  std::string where = rest.substr(0, colon);
+  for (int attempt = 0;; attempt++) {
+    auto fd = hybrid ? hybrid_vsock(where, port, deadline)
+                     : kernel_vsock(static_cast<unsigned>(std::strtoul(where.c_str(), nullptr, 10)), port);
+    if (fd) {
+      auto ch = grpc::CreateCustomInsecureChannelFromFd("husk-agent", fd->release(), args);
+      if (healthy(ch, deadline, &last)) return ch;
+    } else {
+      last = fd.error().message;
+    }
+    if (Clock::now() >= deadline) break;
+    // Short first retries: a guest usually answers within milliseconds of listening.
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 << std::min(attempt, 5), 100)));
+  }
+  return make_error("agent at %s: %s", address.c_str(), last.c_str());
+}
+
+}  // namespace husk::agent_client

@@ -1,0 +1,121 @@
+// husk-agent: PID 1 of a husk microVM, or a plain process on a host (--listen unix:PATH), that
+// runs OCI containers for whoever talks to it over gRPC.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <grpcpp/grpcpp.h>
+
+#include "common/log.h"
+#include "guest-agent/init/guest_init.h"
+#include "guest-agent/runtime/reaper.h"
+#include "guest-agent/runtime/runtime.h"
+#include "guest-agent/service/agent_service.h"
+#include "guest-agent/service/listeners.h"
+
+using namespace husk;
+using namespace husk::agent;
+
+int main(int argc, char** argv) {
+  // Before any thread exists: the reaper takes SIGCHLD synchronously, main takes SIGTERM/SIGINT.
+  Reaper::block_sigchld();
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigaddset(&term, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &term, nullptr);
+  log::set_program("husk-agent");
+  const bool guest = getpid() == 1;
+
+  CLI::App app{"husk-agent: runs OCI containers, served over gRPC on vsock or a unix socket"};
+  std::vector<std::string> listen;
+  std::string level = "info";
+  unsigned log_port = 1025;
+  RuntimeOptions ropts;
+  app.add_option("--listen", listen, "vsock:PORT or unix:PATH (repeatable; default vsock:1024 in a guest)");
+  app.add_option("--log-level", level, "error, warning, info or debug")->check(CLI::IsMember({"error", "warning", "info", "debug"}));
+  app.add_option("--log-port", log_port, "guest: vsock port on the host that receives a copy of the log (0: none)");
+  app.add_option("--state-dir", ropts.state_dir, "where the agent mounts container root filesystems");
+  app.add_option("--cgroup-parent", ropts.cgroup_parent, "cgroup under which containers without linux.cgroupsPath go");
+  // As init, the kernel hands over unknown command line words; ignore what we do not know.
+  if (guest) app.allow_extras();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  log::set_level(level == "error" ? log::Level::kError : level == "warning" ? log::Level::kWarn
+                 : level == "debug" ? log::Level::kDebug : log::Level::kInfo);
+
+  if (guest) {
+    if (auto s = leave_initramfs(argv); !s) LOG_ERROR("%s (containers will run without pivot_root)", s.error().message.c_str());
+    if (auto s = mount_guest_filesystems(); !s) LOG_ERROR("%s", s.error().message.c_str());
+    if (auto s = bring_up_loopback(); !s) LOG_WARN("%s", s.error().message.c_str());
+    if (log_port && connect_log_port(log_port)) LOG_INFO("logging to host vsock port %u too", log_port);
+    if (listen.empty()) listen.push_back("vsock:1024");
+  } else {
+    if (listen.empty()) {
+      std::fprintf(stderr, "husk-agent: not PID 1: give --listen unix:PATH (host mode)\n");
+      return 1;
+    }
+    // Orphans of containers come back to us instead of to the host's init.
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(ropts.state_dir, ec);
+
+  Runtime runtime(ropts);
+  Reaper reaper([&runtime](pid_t pid, int status) { runtime.on_exit(pid, status); });
+  ServiceOptions sopts;
+  sopts.guest = guest;
+  sopts.on_destroy = guest ? std::function<void()>(power_off) : [] { kill(getpid(), SIGTERM); };
+  AgentService service(runtime, sopts);
+
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  std::vector<unsigned> vsock_ports;
+  for (const auto& l : listen) {
+    if (l.rfind("unix:", 0) == 0) {
+      std::filesystem::remove(l.substr(5), ec);
+      builder.AddListeningPort(l, grpc::InsecureServerCredentials());
+    } else if (l.rfind("vsock:", 0) == 0) {
+      vsock_ports.push_back(static_cast<unsigned>(std::strtoul(l.c_str() + 6, nullptr, 10)));
+    } else {
+      LOG_ERROR("--listen %s: expected vsock:PORT or unix:PATH", l.c_str());
+      return 1;
+    }
+  }
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    LOG_ERROR("cannot start the gRPC server on %s", listen[0].c_str());
+    return 1;
+  }
+  std::vector<std::unique_ptr<VsockListener>> vsock;
+  for (unsigned port : vsock_ports) {
+    auto l = VsockListener::listen(port);
+    if (!l) {
+      LOG_ERROR("%s", l.error().message.c_str());
+      if (guest) power_off();
+      return 1;
+    }
+    (*l)->serve(server.get());
+    vsock.push_back(std::move(l.value()));
+  }
+  for (const auto& l : listen) LOG_INFO("serving on %s", l.c_str());
+  // The console marker tests and the shim's boot timing look for.
+  if (guest) std::fprintf(stderr, "HUSK_AGENT_READY\n");
+
+  int sig = 0;
+  sigwait(&term, &sig);
+  LOG_INFO("signal %d: removing containers and exiting", sig);
+  vsock.clear();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  runtime.destroy_all();
+  if (guest) power_off();
+  return 0;
+}

@@ -1,0 +1,583 @@
+#include "guest-agent/runtime/runtime.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "common/log.h"
+
+namespace husk::agent {
+
+using grpc::Status;
+using grpc::StatusCode;
+
+namespace {
+
+Status err(StatusCode code, std::string msg) { return Status(code, std::move(msg)); }
+
+bool valid_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  if (!std::isalnum(static_cast<unsigned char>(id[0]))) return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') return false;
+  return true;
+}
+
+const char* ns_file(int type) {
+  switch (type) {
+    case CLONE_NEWPID: return "pid";
+    case CLONE_NEWNET: return "net";
+    case CLONE_NEWNS: return "mnt";
+    case CLONE_NEWIPC: return "ipc";
+    case CLONE_NEWUTS: return "uts";
+    case CLONE_NEWUSER: return "user";
+    case CLONE_NEWCGROUP: return "cgroup";
+  }
+  return "?";
+}
+
+std::string id_map(const std::vector<oci::IdMapping>& maps) {
+  std::string s;
+  for (const auto& m : maps)
+    s += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " + std::to_string(m.size) + "\n";
+  return s;
+}
+
+void to_timestamp(const timespec& ts, google::protobuf::Timestamp* out) {
+  out->set_seconds(ts.tv_sec);
+  out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
+}
+
+std::string join_options(const google::protobuf::RepeatedPtrField<std::string>& opts) {
+  std::string s;
+  for (const auto& o : opts) {
+    if (!s.empty()) s += ',';
+    s += o;
+  }
+  return s;
+}
+
+}  // namespace
+
+struct Runtime::Container {
+  std::string id;
+  oci::Spec spec;
+  std::string rootfs;
+  std::optional<Cgroup> cgroup;
+  std::optional<oci::SeccompProgram> seccomp;
+  std::shared_ptr<Process> init;
+  std::map<std::string, std::shared_ptr<Process>> execs;
+  Launched launched;
+  bool started = false;
+  std::vector<std::string> mounts;  // made by the agent for this container, unmounted on remove
+  uint64_t oom_kills = 0;
+  int oom_wd = -1;
+  std::mutex op_mu;  // one lifecycle operation at a time
+};
+
+Runtime::Runtime(RuntimeOptions opts) : opts_(std::move(opts)) {
+  inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  oom_wake_.reset(eventfd(0, EFD_CLOEXEC));
+  oom_thread_ = std::thread([this] { oom_loop(); });
+}
+
+Runtime::~Runtime() {
+  destroy_all();
+  uint64_t one = 1;
+  (void)!::write(oom_wake_.get(), &one, sizeof one);
+  oom_thread_.join();
+}
+
+std::shared_ptr<Runtime::Container> Runtime::find(const std::string& id) {
+  std::lock_guard lk(mu_);
+  auto it = containers_.find(id);
+  return it == containers_.end() ? nullptr : it->second;
+}
+
+void Runtime::track(const std::shared_ptr<Process>& p) {
+  std::unique_lock lk(mu_);
+  if (auto it = unclaimed_.find(p->pid()); it != unclaimed_.end()) {
+    int status = it->second;
+    unclaimed_.erase(it);
+    lk.unlock();
+    p->set_exited(status);
+    return;
+  }
+  by_pid_[p->pid()] = p;
+}
+
+void Runtime::on_exit(pid_t pid, int status) {
+  std::shared_ptr<Process> p;
+  {
+    std::lock_guard lk(mu_);
+    auto it = by_pid_.find(pid);
+    if (it == by_pid_.end()) {
+      // An intermediate child, an orphan, or a process whose launch has not returned yet.
+      unclaimed_[pid] = status;
+      unclaimed_order_.push_back(pid);
+      while (unclaimed_order_.size() > 4096) {
+        unclaimed_.erase(unclaimed_order_.front());
+        unclaimed_order_.pop_front();
+      }
+      return;
+    }
+    p = it->second;
+    by_pid_.erase(it);
+  }
+  p->set_exited(status);
+}
+
+Status Runtime::setup_stdio(v1::StdioMode mode, bool terminal, const oci::Process& p, LaunchPlan* plan,
+                            std::vector<UniqueFd>* child_ends, std::function<void(Process&)>* attach) {
+  if (mode == v1::STDIO_NULL) {
+    UniqueFd null(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null) return err(StatusCode::INTERNAL, std::string("open /dev/null: ") + strerror(errno));
+    plan->stdin_fd = plan->stdout_fd = plan->stderr_fd = null.get();
+    child_ends->push_back(std::move(null));
+    *attach = [](Process&) {};
+    return Status::OK;
+  }
+  if (terminal) {
+    UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master || grantpt(master.get()) != 0 || unlockpt(master.get()) != 0)
+      return err(StatusCode::INTERNAL, std::string("allocating a terminal: ") + strerror(errno));
+    char name[128];
+    if (ptsname_r(master.get(), name, sizeof name) != 0)
+      return err(StatusCode::INTERNAL, std::string("ptsname: ") + strerror(errno));
+    UniqueFd slave(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave) return err(StatusCode::INTERNAL, std::string("open ") + name + ": " + strerror(errno));
+    if (p.console_rows && p.console_cols) {
+      winsize ws{p.console_rows, p.console_cols, 0, 0};
+      ioctl(master.get(), TIOCSWINSZ, &ws);
+    }
+    plan->pty_slave = slave.get();
+    child_ends->push_back(std::move(slave));
+    auto m = std::make_shared<UniqueFd>(std::move(master));
+    *attach = [m](Process& proc) { proc.attach_pty(std::move(*m)); };
+    return Status::OK;
+  }
+  int in[2], out[2], er[2];
+  if (pipe2(in, O_CLOEXEC) != 0) return err(StatusCode::INTERNAL, std::string("pipe: ") + strerror(errno));
+  UniqueFd in_r(in[0]), in_w(in[1]);
+  if (pipe2(out, O_CLOEXEC) != 0) return err(StatusCode::INTERNAL, std::string("pipe: ") + strerror(errno));
+  UniqueFd out_r(out[0]), out_w(out[1]);
+  if (pipe2(er, O_CLOEXEC) != 0) return err(StatusCode::INTERNAL, std::string("pipe: ") + strerror(errno));
+  UniqueFd err_r(er[0]), err_w(er[1]);
+  plan->stdin_fd = in_r.get();
+  plan->stdout_fd = out_w.get();
+  plan->stderr_fd = err_w.get();
+  child_ends->push_back(std::move(in_r));
+  child_ends->push_back(std::move(out_w));
+  child_ends->push_back(std::move(err_w));
+  auto fds = std::make_shared<std::array<UniqueFd, 3>>();
+  (*fds)[0] = std::move(in_w);
+  (*fds)[1] = std::move(out_r);
+  (*fds)[2] = std::move(err_r);
+  *attach = [fds](Process& proc) { proc.attach_stdio(std::move((*fds)[0]), std::move((*fds)[1]), std::move((*fds)[2])); };
+  return Status::OK;
+}
+
+Status Runtime::resolve_rootfs(const v1::CreateContainerRequest& req, const oci::Spec& spec, Container& c) {
+  const auto& r = req.rootfs();
+  std::string dir = opts_.state_dir + "/" + c.id;
+  auto mount_at = [&](const std::string& source, const std::string& fstype, const std::string& target,
+                      const std::string& options) -> Status {
+    std::error_code ec;
+    std::filesystem::create_directories(target, ec);
+    if (ec) return err(StatusCode::INTERNAL, "mkdir " + target + ": " + ec.message());
+    if (mount(source.c_str(), target.c_str(), fstype.c_str(), 0, options.empty() ? nullptr : options.c_str()) != 0)
+      return err(StatusCode::FAILED_PRECONDITION,
+                 "mounting the rootfs " + source + " (" + fstype + ") on " + target + ": " + strerror(errno));
+    c.mounts.push_back(target);
+    return Status::OK;
+  };
+  std::string subpath = r.subpath();
+  if (!subpath.empty()) {
+    if (auto s = oci::check_container_path("rootfs.subpath", subpath[0] == '/' ? subpath : "/" + subpath); !s)
+      return err(StatusCode::INVALID_ARGUMENT, s.error().message);
+    if (subpath[0] != '/') subpath = "/" + subpath;
+  }
+  switch (r.source_case()) {
+    case v1::Rootfs::kPath:
+      if (r.path().empty() || r.path()[0] != '/') return err(StatusCode::INVALID_ARGUMENT, "rootfs.path must be absolute");
+      c.rootfs = r.path() + subpath;
+      break;
+    case v1::Rootfs::kVirtiofsTag: {
+      std::string target = dir + "/share";
+      if (auto s = mount_at(r.virtiofs_tag(), "virtiofs", target, join_options(r.options())); !s.ok()) return s;
+      c.rootfs = target + subpath;
+      break;
+    }
+    case v1::Rootfs::kBlockDevice: {
+      if (r.fstype().empty()) return err(StatusCode::INVALID_ARGUMENT, "rootfs.fstype is needed with a block device");
+      std::string target = dir + "/disk";
+      if (auto s = mount_at(r.block_device(), r.fstype(), target, join_options(r.options())); !s.ok()) return s;
+      c.rootfs = target + subpath;
+      break;
+    }
+    case v1::Rootfs::SOURCE_NOT_SET:
+      if (spec.root_path[0] != '/')
+        return err(StatusCode::INVALID_ARGUMENT, "root.path \"" + spec.root_path +
+                                                     "\" is relative and no rootfs was given: send an absolute path");
+      c.rootfs = spec.root_path;
+      break;
+  }
+  struct stat st;
+  if (stat(c.rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return err(StatusCode::FAILED_PRECONDITION, "the container root " + c.rootfs + " is not a directory");
+  return Status::OK;
+}
+
+Status Runtime::create(const v1::CreateContainerRequest& req, int* pid) {
+  if (!valid_id(req.id()))
+    return err(StatusCode::INVALID_ARGUMENT, "container id \"" + req.id().substr(0, 64) +
+                                                 "\" must be 1-128 characters of [A-Za-z0-9_.-], starting alphanumeric");
+  auto parsed = oci::parse_spec(req.config_json());
+  if (!parsed) return err(StatusCode::INVALID_ARGUMENT, parsed.error().message);
+  auto c = std::make_shared<Container>();
+  c->id = req.id();
+  c->spec = std::move(parsed.value());
+  const oci::Spec& spec = c->spec;
+  if ((!spec.hostname.empty() || !spec.domainname.empty()) && !spec.has_namespace(CLONE_NEWUTS))
+    return err(StatusCode::INVALID_ARGUMENT, "hostname needs a uts namespace in linux.namespaces");
+  if (!spec.sysctl.empty() && !spec.has_namespace(CLONE_NEWNS))
+    return err(StatusCode::INVALID_ARGUMENT, "linux.sysctl needs a mount namespace");
+  {
+    std::lock_guard lk(mu_);
+    if (containers_.count(c->id)) return err(StatusCode::ALREADY_EXISTS, "container " + c->id + " already exists");
+    containers_[c->id] = c;  // reserve the id while we build it
+  }
+  std::lock_guard op(c->op_mu);
+  auto fail = [&](Status s) {
+    for (auto it = c->mounts.rbegin(); it != c->mounts.rend(); ++it) umount2(it->c_str(), MNT_DETACH);
+    if (c->cgroup) (void)c->cgroup->destroy(1000);
+    std::lock_guard lk(mu_);
+    containers_.erase(c->id);
+    return s;
+  };
+  if (auto s = resolve_rootfs(req, spec, *c); !s.ok()) return fail(s);
+  auto cg = Cgroup::create(spec.cgroups_path.empty() ? opts_.cgroup_parent + "/" + c->id : spec.cgroups_path);
+  if (!cg) return fail(err(StatusCode::FAILED_PRECONDITION, cg.error().message));
+  c->cgroup = std::move(cg.value());
+  if (!c->cgroup->processes().empty())
+    return fail(err(StatusCode::FAILED_PRECONDITION, "cgroup " + c->cgroup->path() + " already has processes"));
+  if (auto s = c->cgroup->apply(spec.resources); !s) return fail(err(StatusCode::FAILED_PRECONDITION, s.error().message));
+  if (spec.seccomp) {
+    auto prog = oci::compile_seccomp(*spec.seccomp);
+    if (!prog) return fail(err(StatusCode::INVALID_ARGUMENT, prog.error().message));
+    c->seccomp = std::move(prog.value());
+  }
+
+  LaunchPlan plan;
+  plan.spec = &spec;
+  plan.process = &spec.process;
+  plan.rootfs = c->rootfs;
+  plan.setup_rootfs = true;
+  plan.wait_for_start = true;
+  for (const auto& ns : spec.namespaces) {
+    if (ns.path.empty()) plan.new_namespaces |= ns.type;
+    else plan.join.emplace_back(ns.type, ns.path);
+  }
+  plan.uid_map = id_map(spec.uid_mappings);
+  plan.gid_map = id_map(spec.gid_mappings);
+  plan.seccomp = c->seccomp ? &*c->seccomp : nullptr;
+  plan.cgroup = &*c->cgroup;
+  std::vector<UniqueFd> child_ends;
+  std::function<void(Process&)> attach;
+  if (auto s = setup_stdio(req.stdio(), spec.process.terminal, spec.process, &plan, &child_ends, &attach); !s.ok())
+    return fail(s);
+  auto launched = launch(plan);
+  child_ends.clear();
+  if (!launched) return fail(err(StatusCode::FAILED_PRECONDITION, "creating container " + c->id + ": " + launched.error().message));
+  c->launched = std::move(launched.value());
+  c->init = std::make_shared<Process>("", c->launched.pid);
+  attach(*c->init);
+  track(c->init);
+  c->oom_kills = c->cgroup->oom_kills();
+  watch_oom(*c);
+  *pid = c->launched.pid;
+  LOG_INFO("created container %s (pid %d)", c->id.c_str(), *pid);
+  return Status::OK;
+}
+
+Status Runtime::start(const std::string& id) {
+  auto c = find(id);
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  std::lock_guard op(c->op_mu);
+  if (c->started) return err(StatusCode::FAILED_PRECONDITION, "container " + id + " was already started");
+  if (!c->init || c->init->exited()) return err(StatusCode::FAILED_PRECONDITION, "container " + id + " has exited");
+  c->started = true;
+  if (auto s = agent::start(c->launched); !s) return err(StatusCode::FAILED_PRECONDITION, "starting " + id + ": " + s.error().message);
+  return Status::OK;
+}
+
+Status Runtime::exec(const v1::ExecProcessRequest& req, int* pid) {
+  auto c = find(req.container_id());
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + req.container_id() + " does not exist");
+  if (!valid_id(req.exec_id())) return err(StatusCode::INVALID_ARGUMENT, "exec id must be 1-128 characters of [A-Za-z0-9_.-]");
+  auto proc = oci::parse_process(req.process_json());
+  if (!proc) return err(StatusCode::INVALID_ARGUMENT, proc.error().message);
+  std::lock_guard op(c->op_mu);
+  if (!c->started || !c->init || c->init->exited())
+    return err(StatusCode::FAILED_PRECONDITION, "container " + c->id + " is not running");
+  if (c->cgroup->frozen()) return err(StatusCode::FAILED_PRECONDITION, "container " + c->id + " is paused");
+  if (c->execs.count(req.exec_id())) return err(StatusCode::ALREADY_EXISTS, "exec " + req.exec_id() + " already exists");
+  auto process = std::make_shared<oci::Process>(std::move(proc.value()));
+
+  LaunchPlan plan;
+  plan.spec = &c->spec;
+  plan.process = process.get();
+  std::string base = "/proc/" + std::to_string(c->init->pid()) + "/";
+  for (const auto& ns : c->spec.namespaces) plan.join.emplace_back(ns.type, base + "ns/" + ns_file(ns.type));
+  plan.enter_root = base + "root";
+  plan.seccomp = c->seccomp ? &*c->seccomp : nullptr;
+  plan.cgroup = &*c->cgroup;
+  std::vector<UniqueFd> child_ends;
+  std::function<void(Process&)> attach;
+  if (auto s = setup_stdio(req.stdio(), process->terminal, *process, &plan, &child_ends, &attach); !s.ok()) return s;
+  auto launched = launch(plan);
+  child_ends.clear();
+  if (!launched) return err(StatusCode::FAILED_PRECONDITION, "exec in " + c->id + ": " + launched.error().message);
+  auto p = std::make_shared<Process>(req.exec_id(), launched->pid);
+  attach(*p);
+  track(p);
+  c->execs[req.exec_id()] = p;
+  *pid = p->pid();
+  return Status::OK;
+}
+
+Status Runtime::find_process(const std::string& cid, const std::string& eid, std::shared_ptr<Process>* out) {
+  auto c = find(cid);
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + cid + " does not exist");
+  std::lock_guard op(c->op_mu);
+  if (eid.empty()) {
+    *out = c->init;
+  } else {
+    auto it = c->execs.find(eid);
+    if (it == c->execs.end()) return err(StatusCode::NOT_FOUND, "exec " + eid + " does not exist in container " + cid);
+    *out = it->second;
+  }
+  if (!*out) return err(StatusCode::NOT_FOUND, "container " + cid + " has no process");
+  return Status::OK;
+}
+
+Status Runtime::signal(const v1::SignalProcessRequest& req) {
+  int sig = req.signal();
+  if (sig < 0 || sig >= NSIG) return err(StatusCode::INVALID_ARGUMENT, "signal " + std::to_string(sig) + " is not a signal");
+  if (req.all()) {
+    auto c = find(req.container_id());
+    if (!c) return err(StatusCode::NOT_FOUND, "container " + req.container_id() + " does not exist");
+    int n = c->cgroup->signal_all(sig);
+    // A frozen task only acts on SIGKILL once thawed; runc thaws for that too.
+    if (sig == SIGKILL && c->cgroup->frozen()) (void)c->cgroup->freeze(false);
+    if (n == 0 && c->init && c->init->exited())
+      return err(StatusCode::NOT_FOUND, "container " + c->id + " has no running processes");
+    return Status::OK;
+  }
+  std::shared_ptr<Process> p;
+  if (auto s = find_process(req.container_id(), req.exec_id(), &p); !s.ok()) return s;
+  if (p->exited()) return err(StatusCode::NOT_FOUND, "process " + std::to_string(p->pid()) + " has already exited");
+  if (kill(p->pid(), sig) != 0) {
+    if (errno == ESRCH) return err(StatusCode::NOT_FOUND, "process " + std::to_string(p->pid()) + " has already exited");
+    return err(StatusCode::INTERNAL, std::string("kill: ") + strerror(errno));
+  }
+  return Status::OK;
+}
+
+Status Runtime::wait(const v1::ProcessRequest& req, grpc::ServerContext* ctx, v1::WaitProcessResponse* out) {
+  std::shared_ptr<Process> p;
+  if (auto s = find_process(req.container_id(), req.exec_id(), &p); !s.ok()) return s;
+  int status = 0;
+  timespec at{};
+  if (!p->wait([ctx] { return ctx && ctx->IsCancelled(); }, &status, &at))
+    return err(StatusCode::CANCELLED, "wait cancelled by the client");
+  out->set_exit_status(status);
+  to_timestamp(at, out->mutable_exited_at());
+  return Status::OK;
+}
+
+Status Runtime::remove(const v1::RemoveContainerRequest& req) {
+  auto c = find(req.container_id());
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + req.container_id() + " does not exist");
+  {
+    std::lock_guard op(c->op_mu);
+    bool running = c->init && !c->init->exited();
+    if (running && c->started && !req.force())
+      return err(StatusCode::FAILED_PRECONDITION, "container " + c->id + " is running: kill it first or remove with force");
+    if (running && !c->started) kill(c->init->pid(), SIGKILL);  // still waiting for START
+    if (req.force() || !c->started) (void)c->cgroup->kill_all(5000);
+    c->launched.sync.reset();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    auto past = [&] { return std::chrono::steady_clock::now() > deadline; };
+    int status;
+    timespec at;
+    if (c->init) c->init->wait(past, &status, &at);
+    for (auto& [id, p] : c->execs) {
+      if (!p->exited()) kill(p->pid(), SIGKILL);
+      p->wait(past, &status, &at);
+    }
+    if (c->oom_wd >= 0) {
+      std::lock_guard lk(oom_mu_);
+      inotify_rm_watch(inotify_.get(), c->oom_wd);
+      oom_watches_.erase(c->oom_wd);
+    }
+    if (auto s = c->cgroup->destroy(2000); !s) LOG_WARN("%s", s.error().message.c_str());
+    for (auto it = c->mounts.rbegin(); it != c->mounts.rend(); ++it)
+      if (umount2(it->c_str(), MNT_DETACH) != 0) LOG_WARN("unmounting %s: %s", it->c_str(), strerror(errno));
+    std::error_code ec;
+    std::filesystem::remove_all(opts_.state_dir + "/" + c->id, ec);
+  }
+  std::lock_guard lk(mu_);
+  containers_.erase(c->id);
+  LOG_INFO("removed container %s", c->id.c_str());
+  return Status::OK;
+}
+
+Status Runtime::pause(const std::string& id, bool frozen) {
+  auto c = find(id);
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  std::lock_guard op(c->op_mu);
+  if (!c->started || c->init->exited()) return err(StatusCode::FAILED_PRECONDITION, "container " + id + " is not running");
+  if (auto s = c->cgroup->freeze(frozen); !s) return err(StatusCode::INTERNAL, s.error().message);
+  return Status::OK;
+}
+
+Status Runtime::update(const v1::UpdateContainerRequest& req) {
+  auto c = find(req.container_id());
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + req.container_id() + " does not exist");
+  auto r = oci::parse_resources(req.resources_json());
+  if (!r) return err(StatusCode::INVALID_ARGUMENT, r.error().message);
+  std::lock_guard op(c->op_mu);
+  if (auto s = c->cgroup->apply(*r); !s) return err(StatusCode::FAILED_PRECONDITION, s.error().message);
+  return Status::OK;
+}
+
+Status Runtime::stats(const std::string& id, v1::ContainerStats* out) {
+  auto c = find(id);
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  c->cgroup->fill_stats(out);
+  return Status::OK;
+}
+
+Status Runtime::list_processes(const std::string& id, v1::ListProcessesResponse* out) {
+  auto c = find(id);
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  std::lock_guard op(c->op_mu);
+  for (pid_t pid : c->cgroup->processes()) {
+    auto* pi = out->add_processes();
+    pi->set_pid(pid);
+    for (const auto& [eid, p] : c->execs)
+      if (p->pid() == pid) pi->set_exec_id(eid);
+  }
+  return Status::OK;
+}
+
+Status Runtime::state(const std::string& id, v1::ContainerState* out) {
+  auto c = find(id);
+  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  std::lock_guard op(c->op_mu);
+  if (!c->init) return err(StatusCode::UNAVAILABLE, "container " + id + " is being created");
+  out->set_pid(c->init->pid());
+  if (c->init->exited()) {
+    out->set_status(v1::ContainerState::STOPPED);
+    out->set_exit_status(c->init->exit_status());
+    to_timestamp(c->init->exited_at(), out->mutable_exited_at());
+  } else if (!c->started) {
+    out->set_status(v1::ContainerState::CREATED);
+  } else if (c->cgroup->frozen()) {
+    out->set_status(v1::ContainerState::PAUSED);
+  } else {
+    out->set_status(v1::ContainerState::RUNNING);
+  }
+  return Status::OK;
+}
+
+void Runtime::destroy_all() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [id, c] : containers_) ids.push_back(id);
+  }
+  for (const auto& id : ids) {
+    v1::RemoveContainerRequest r;
+    r.set_container_id(id);
+    r.set_force(true);
+    (void)remove(r);
+  }
+}
+
+void Runtime::watch_oom(Container& c) {
+  std::lock_guard lk(oom_mu_);
+  int wd = inotify_add_watch(inotify_.get(), c.cgroup->memory_events_path().c_str(), IN_MODIFY);
+  if (wd < 0) {
+    LOG_DEBUG("no OOM events for %s: %s", c.id.c_str(), strerror(errno));
+    return;
+  }
+  c.oom_wd = wd;
+  oom_watches_[wd] = c.id;
+}
+
+std::shared_ptr<Runtime::OomQueue> Runtime::subscribe_oom() {
+  auto q = std::make_shared<OomQueue>();
+  std::lock_guard lk(oom_mu_);
+  oom_subscribers_.push_back(q);
+  return q;
+}
+
+void Runtime::unsubscribe_oom(const std::shared_ptr<OomQueue>& q) {
+  std::lock_guard lk(oom_mu_);
+  std::erase(oom_subscribers_, q);
+}
+
+void Runtime::oom_loop() {
+  alignas(inotify_event) char buf[4096];
+  for (;;) {
+    pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {oom_wake_.get(), POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents) return;
+    ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
+    if (n <= 0) continue;
+    std::vector<std::string> touched;
+    for (char* p = buf; p < buf + n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(p);
+      std::lock_guard lk(oom_mu_);
+      if (auto it = oom_watches_.find(ev->wd); it != oom_watches_.end()) touched.push_back(it->second);
+      p += sizeof(inotify_event) + ev->len;
+    }
+    for (const auto& id : touched) {
+      auto c = find(id);
+      if (!c || !c->cgroup) continue;
+      uint64_t kills = c->cgroup->oom_kills();
+      if (kills <= c->oom_kills) continue;
+      c->oom_kills = kills;
+      v1::OomEvent ev;
+      ev.set_container_id(id);
+      timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      to_timestamp(now, ev.mutable_at());
+      LOG_INFO("container %s: OOM kill", id.c_str());
+      std::lock_guard lk(oom_mu_);
+      for (auto& q : oom_subscribers_) {
+        std::lock_guard qlk(q->mu);
+        if (q->events.size() < 1024) q->events.push_back(ev);
+        q->cv.notify_all();
+      }
+    }
+  }
+}
+
+}  // namespace husk::agent

@@ -1,0 +1,225 @@
+#include "guest-agent/service/agent_service.h"
+
+#include <sys/mount.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/log.h"
+
+namespace husk::agent {
+
+using grpc::ServerContext;
+using grpc::Status;
+using grpc::StatusCode;
+
+namespace {
+
+uint64_t own_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+  return 0;
+}
+
+}  // namespace
+
+Status AgentService::Health(ServerContext*, const v1::HealthRequest*, v1::HealthResponse* out) {
+  out->set_status(v1::HealthResponse::SERVING);
+  return Status::OK;
+}
+
+Status AgentService::Version(ServerContext*, const v1::VersionRequest*, v1::VersionResponse* out) {
+  out->set_agent_version(kAgentVersion);
+  out->set_api_version(kApiVersion);
+  return Status::OK;
+}
+
+Status AgentService::CreateSandbox(ServerContext*, const v1::CreateSandboxRequest* req, v1::Empty*) {
+  if (!opts_.guest) {
+    // On a host the agent does not own the machine's hostname, resolv.conf or mounts.
+    if (!req->hostname().empty() || req->storages_size() > 0 || req->dns_servers_size() > 0)
+      return Status(StatusCode::FAILED_PRECONDITION, "CreateSandbox settings apply only to an agent running as a guest's init");
+    return Status::OK;
+  }
+  if (!req->hostname().empty() && sethostname(req->hostname().data(), req->hostname().size()) != 0)
+    return Status(StatusCode::INVALID_ARGUMENT, std::string("sethostname: ") + strerror(errno));
+  if (req->dns_servers_size() > 0 || req->dns_searches_size() > 0) {
+    std::ofstream f("/etc/resolv.conf");
+    for (const auto& s : req->dns_servers()) f << "nameserver " << s << "\n";
+    if (req->dns_searches_size() > 0) {
+      f << "search";
+      for (const auto& s : req->dns_searches()) f << " " << s;
+      f << "\n";
+    }
+    if (!f) return Status(StatusCode::INTERNAL, "writing /etc/resolv.conf failed");
+  }
+  for (const auto& st : req->storages()) {
+    if (auto s = oci::check_container_path("storage.target", st.target()); !s)
+      return Status(StatusCode::INVALID_ARGUMENT, s.error().message);
+    std::error_code ec;
+    std::filesystem::create_directories(st.target(), ec);
+    std::string opts;
+    for (const auto& o : st.options()) opts += (opts.empty() ? "" : ",") + o;
+    if (mount(st.source().c_str(), st.target().c_str(), st.fstype().c_str(), 0, opts.empty() ? nullptr : opts.c_str()) != 0)
+      return Status(StatusCode::FAILED_PRECONDITION,
+                    "mounting " + st.source() + " (" + st.fstype() + ") on " + st.target() + ": " + strerror(errno));
+  }
+  return Status::OK;
+}
+
+Status AgentService::DestroySandbox(ServerContext*, const v1::DestroySandboxRequest*, v1::Empty*) {
+  rt_.destroy_all();
+  if (!destroyed_.exchange(true) && opts_.on_destroy) {
+    // Answer first; the guest powers off (or the host agent exits) right after.
+    std::thread([f = opts_.on_destroy] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      f();
+    }).detach();
+  }
+  return Status::OK;
+}
+
+Status AgentService::GetGuestDetails(ServerContext*, const v1::GuestDetailsRequest*, v1::GuestDetails* out) {
+  utsname u;
+  if (uname(&u) == 0) out->set_kernel_release(u.release);
+  struct sysinfo si;
+  if (sysinfo(&si) == 0) out->set_memory_total_bytes(uint64_t(si.totalram) * si.mem_unit);
+  out->set_cpus(static_cast<uint32_t>(sysconf(_SC_NPROCESSORS_ONLN)));
+  out->set_agent_rss_bytes(own_rss_bytes());
+  out->set_agent_version(kAgentVersion);
+  return Status::OK;
+}
+
+Status AgentService::CreateContainer(ServerContext*, const v1::CreateContainerRequest* req, v1::CreateContainerResponse* out) {
+  int pid = 0;
+  Status s = rt_.create(*req, &pid);
+  out->set_pid(pid);
+  return s;
+}
+
+Status AgentService::StartContainer(ServerContext*, const v1::ContainerRequest* req, v1::Empty*) {
+  return rt_.start(req->container_id());
+}
+
+Status AgentService::ExecProcess(ServerContext*, const v1::ExecProcessRequest* req, v1::ExecProcessResponse* out) {
+  int pid = 0;
+  Status s = rt_.exec(*req, &pid);
+  out->set_pid(pid);
+  return s;
+}
+
+Status AgentService::SignalProcess(ServerContext*, const v1::SignalProcessRequest* req, v1::Empty*) { return rt_.signal(*req); }
+
+Status AgentService::WaitProcess(ServerContext* ctx, const v1::ProcessRequest* req, v1::WaitProcessResponse* out) {
+  return rt_.wait(*req, ctx, out);
+}
+
+Status AgentService::RemoveContainer(ServerContext*, const v1::RemoveContainerRequest* req, v1::Empty*) { return rt_.remove(*req); }
+
+Status AgentService::PauseContainer(ServerContext*, const v1::ContainerRequest* req, v1::Empty*) {
+  return rt_.pause(req->container_id(), true);
+}
+
+Status AgentService::ResumeContainer(ServerContext*, const v1::ContainerRequest* req, v1::Empty*) {
+  return rt_.pause(req->container_id(), false);
+}
+
+Status AgentService::UpdateContainer(ServerContext*, const v1::UpdateContainerRequest* req, v1::Empty*) { return rt_.update(*req); }
+
+Status AgentService::StatsContainer(ServerContext*, const v1::ContainerRequest* req, v1::ContainerStats* out) {
+  return rt_.stats(req->container_id(), out);
+}
+
+Status AgentService::ListProcesses(ServerContext*, const v1::ContainerRequest* req, v1::ListProcessesResponse* out) {
+  return rt_.list_processes(req->container_id(), out);
+}
+
+Status AgentService::StateContainer(ServerContext*, const v1::ContainerRequest* req, v1::ContainerState* out) {
+  return rt_.state(req->container_id(), out);
+}
+
+Status AgentService::GetOomEvents(ServerContext* ctx, const v1::OomEventsRequest*, grpc::ServerWriter<v1::OomEvent>* w) {
+  auto q = rt_.subscribe_oom();
+  for (;;) {
+    std::unique_lock lk(q->mu);
+    q->cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return !q->events.empty(); });
+    if (ctx->IsCancelled()) break;
+    while (!q->events.empty()) {
+      v1::OomEvent ev = q->events.front();
+      q->events.pop_front();
+      lk.unlock();
+      bool ok = w->Write(ev);
+      lk.lock();
+      if (!ok) {
+        lk.unlock();
+        rt_.unsubscribe_oom(q);
+        return Status::OK;  // the client went away
+      }
+    }
+  }
+  rt_.unsubscribe_oom(q);
+  return Status::OK;
+}
+
+Status AgentService::read_output(ServerContext* ctx, const v1::ProcessRequest* req, bool stderr_stream,
+                                 grpc::ServerWriter<v1::IoChunk>* w) {
+  std::shared_ptr<Process> p;
+  if (auto s = rt_.find_process(req->container_id(), req->exec_id(), &p); !s.ok()) return s;
+  OutputPipe* pipe = stderr_stream ? p->stderr_pipe() : p->stdout_pipe();
+  if (!pipe) return Status::OK;  // null stdio, or stderr of a terminal: an empty stream
+  std::string chunk;
+  v1::IoChunk msg;
+  while (pipe->read(&chunk, [ctx] { return ctx->IsCancelled(); })) {
+    msg.set_data(std::move(chunk));
+    chunk.clear();
+    if (!w->Write(msg)) return Status(StatusCode::CANCELLED, "the reader went away");
+  }
+  return ctx->IsCancelled() ? Status(StatusCode::CANCELLED, "cancelled") : Status::OK;
+}
+
+Status AgentService::ReadStdout(ServerContext* ctx, const v1::ProcessRequest* req, grpc::ServerWriter<v1::IoChunk>* w) {
+  return read_output(ctx, req, false, w);
+}
+
+Status AgentService::ReadStderr(ServerContext* ctx, const v1::ProcessRequest* req, grpc::ServerWriter<v1::IoChunk>* w) {
+  return read_output(ctx, req, true, w);
+}
+
+Status AgentService::WriteStdin(ServerContext*, grpc::ServerReader<v1::StdinChunk>* r, v1::Empty*) {
+  v1::StdinChunk chunk;
+  std::shared_ptr<Process> p;
+  while (r->Read(&chunk)) {
+    if (!p) {
+      if (auto s = rt_.find_process(chunk.container_id(), chunk.exec_id(), &p); !s.ok()) return s;
+    }
+    std::string error;
+    if (!chunk.data().empty() && !p->write_stdin(chunk.data(), &error))
+      return Status(StatusCode::FAILED_PRECONDITION, error);
+  }
+  return Status::OK;
+}
+
+Status AgentService::CloseStdin(ServerContext*, const v1::ProcessRequest* req, v1::Empty*) {
+  std::shared_ptr<Process> p;
+  if (auto s = rt_.find_process(req->container_id(), req->exec_id(), &p); !s.ok()) return s;
+  p->close_stdin();
+  return Status::OK;
+}
+
+Status AgentService::ResizePty(ServerContext*, const v1::ResizePtyRequest* req, v1::Empty*) {
+  std::shared_ptr<Process> p;
+  if (auto s = rt_.find_process(req->container_id(), req->exec_id(), &p); !s.ok()) return s;
+  std::string error;
+  if (!p->resize(req->rows(), req->cols(), &error)) return Status(StatusCode::FAILED_PRECONDITION, error);
+  return Status::OK;
+}
+
+}  // namespace husk::agent
