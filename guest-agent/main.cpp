@@ -79,11 +79,17 @@ int main(int argc, char** argv) {
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(16 << 20);
   std::vector<unsigned> vsock_ports;
+  // vsock connections are relayed to this socket (see service/listeners.h).
+  const std::string relay_socket = ropts.state_dir + "/grpc.sock";
   for (const auto& l : listen) {
     if (l.rfind("unix:", 0) == 0) {
       std::filesystem::remove(l.substr(5), ec);
       builder.AddListeningPort(l, grpc::InsecureServerCredentials());
     } else if (l.rfind("vsock:", 0) == 0) {
+      if (vsock_ports.empty()) {
+        std::filesystem::remove(relay_socket, ec);
+        builder.AddListeningPort("unix:" + relay_socket, grpc::InsecureServerCredentials());
+      }
       vsock_ports.push_back(static_cast<unsigned>(std::strtoul(l.c_str() + 6, nullptr, 10)));
     } else {
       LOG_ERROR("--listen %s: expected vsock:PORT or unix:PATH", l.c_str());
@@ -95,15 +101,15 @@ int main(int argc, char** argv) {
     LOG_ERROR("cannot start the gRPC server on %s", listen[0].c_str());
     return 1;
   }
-  std::vector<std::unique_ptr<VsockListener>> vsock;
+  std::vector<std::unique_ptr<VsockBridge>> vsock;
   for (unsigned port : vsock_ports) {
-    auto l = VsockListener::listen(port);
+    auto l = VsockBridge::listen(port, relay_socket);
     if (!l) {
       LOG_ERROR("%s", l.error().message.c_str());
       if (guest) power_off();
       return 1;
     }
-    (*l)->serve(server.get());
+    (*l)->serve();
     vsock.push_back(std::move(l.value()));
   }
   for (const auto& l : listen) LOG_INFO("serving on %s", l.c_str());

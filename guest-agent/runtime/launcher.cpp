@@ -376,7 +376,12 @@ Result<Launched> launch(const LaunchPlan& plan) {
   }
   out.sync = std::move(ours);
   if (!plan.wait_for_start) {
-    if (auto s = start(out); !s) return s.error();
+    // The process executes right after READY: wait for the socket to close (or an error).
+    child::Msg m;
+    int t = read_msg(out.sync.get(), &m, kSetupTimeoutMs);
+    out.sync.reset();
+    if (t == child::kError) return Error{m.text};
+    if (t == -1) return make_error("timed out waiting for the process to execute");
   }
   return out;
 }

@@ -33,8 +33,10 @@ struct LaunchPlan {
   std::string uid_map, gid_map;     // for a new user namespace
   const oci::SeccompProgram* seccomp = nullptr;
   Cgroup* cgroup = nullptr;
+  std::string cgroup_path;          // its directory, for a cgroup mount that must be a bind
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
   int pty_slave = -1;               // set: the process gets it as controlling terminal and stdio
+  std::string pty_path;             // its /dev/pts/N
 };
 
 struct Launched {

@@ -24,6 +24,7 @@ OutputPipe::~OutputPipe() {
   {
     std::lock_guard lk(owner_.mu_);
     reader_ = false;
+    stop_ = true;
   }
   owner_.cv_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -35,7 +36,8 @@ void OutputPipe::pump() {
     {
       std::unique_lock lk(owner_.mu_);
       // Backpressure: stop reading until a reader makes room.
-      owner_.cv_.wait(lk, [&] { return buf_.size() < kBufferLimit || eof_; });
+      owner_.cv_.wait(lk, [&] { return buf_.size() < kBufferLimit || stop_; });
+      if (stop_) break;
     }
     pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
@@ -173,6 +175,15 @@ int Process::exit_status() const {
 timespec Process::exited_at() const {
   std::lock_guard lk(mu_);
   return exited_at_;
+}
+
+bool Process::wait_exit(const std::function<bool()>& stop) {
+  std::unique_lock lk(mu_);
+  while (!exited_) {
+    if (stop()) return false;
+    cv_.wait_for(lk, std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 bool Process::wait(const std::function<bool()>& stop, int* status, timespec* at) {

@@ -42,6 +42,7 @@ class OutputPipe {
   bool eof_ = false;
   bool reader_ = false;
   bool delivered_ = false;
+  bool stop_ = false;  // the process is being removed: drop whatever is left
   std::thread thread_;
 };
 
@@ -66,6 +67,8 @@ class Process {
 
   void set_exited(int wait_status);
   bool exited() const;
+  // Blocks until exited (output aside), or `stop` returns true (polled).
+  bool wait_exit(const std::function<bool()>& stop);
   // Blocks until exited and output delivered, or `stop` returns true (polled).
   bool wait(const std::function<bool()>& stop, int* exit_status, timespec* exited_at);
   int exit_status() const;

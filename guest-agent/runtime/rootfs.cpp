@@ -84,7 +84,7 @@ void remount_bind(const char* target, unsigned long flags, unsigned long clear) 
   if (mount(nullptr, target, nullptr, f, nullptr) != 0) die("remounting %s: %s", target, strerror(errno));
 }
 
-void mount_entry(int root, const oci::Mount& m) {
+void mount_entry(int root, const oci::Mount& m, const char* plan_cgroup_path) {
   bool dir = true;
   if (m.bind) {
     struct stat st;
@@ -107,6 +107,11 @@ void mount_entry(int root, const oci::Mount& m) {
       data = nullptr;
     }
     int rc = mount(source.c_str(), target.c_str(), type.c_str(), m.flags & ~MS_REMOUNT, data);
+    if (rc != 0 && errno == EPERM && type == "cgroup2" && plan_cgroup_path && *plan_cgroup_path) {
+      // A user namespace without a cgroup namespace may not mount cgroup2: show the
+      // container its own cgroup instead (runc binds it too).
+      rc = mount(plan_cgroup_path, target.c_str(), nullptr, MS_BIND | MS_REC, nullptr);
+    }
     if (rc != 0 && errno == EPERM && type == "sysfs") {
       // A user namespace without its own network namespace may not mount sysfs (runc too
       // falls back to the host's, read-only).
@@ -198,7 +203,7 @@ void prepare_rootfs(const LaunchPlan& plan) {
   if (mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) != 0) die("bind mounting the root %s: %s", rootfs, strerror(errno));
   int root = open(rootfs, O_DIRECTORY | O_PATH | O_CLOEXEC);
   if (root < 0) die("open root %s: %s", rootfs, strerror(errno));
-  for (const auto& m : s.mounts) mount_entry(root, m);
+  for (const auto& m : s.mounts) mount_entry(root, m, plan.cgroup_path.c_str());
   if (!dev_is_bound(s)) {
     for (const auto& d : kDefaultDevices) make_device(root, d.path, 'c', d.major, d.minor, 0666, 0, 0, userns);
     for (const auto& d : s.devices)
@@ -209,6 +214,14 @@ void prepare_rootfs(const LaunchPlan& plan) {
     symlink_in(root, "/proc/self/fd/1", "/dev/stdout");
     symlink_in(root, "/proc/self/fd/2", "/dev/stderr");
     symlink_in(root, "pts/ptmx", "/dev/ptmx");
+  }
+  if (plan.pty_slave >= 0) {
+    // The terminal is also the container's /dev/console, as with runc.
+    int fd = ensure_in_root(root, "/dev/console", false);
+    // By name: the slave's fd belongs to the agent's mount namespace, not this copy of it.
+    if (mount(plan.pty_path.c_str(), fd_path(fd).c_str(), nullptr, MS_BIND, nullptr) != 0)
+      die("binding the terminal on /dev/console: %s", strerror(errno));
+    close(fd);
   }
   // The process's cwd must exist; runc creates it too.
   close(ensure_in_root(root, plan.process->cwd, true));
@@ -244,7 +257,7 @@ void finish_rootfs(const LaunchPlan& plan) {
       if (errno == ENOENT) continue;
       die("readonly path %s: %s", p.c_str(), strerror(errno));
     }
-    remount_bind(p.c_str(), MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+    remount_bind(p.c_str(), MS_RDONLY, 0);
   }
   for (const auto& p : s.masked_paths) {
     struct stat st;

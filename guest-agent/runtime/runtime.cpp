@@ -165,6 +165,7 @@ Status Runtime::setup_stdio(v1::StdioMode mode, bool terminal, const oci::Proces
       ioctl(master.get(), TIOCSWINSZ, &ws);
     }
     plan->pty_slave = slave.get();
+    plan->pty_path = name;
     child_ends->push_back(std::move(slave));
     auto m = std::make_shared<UniqueFd>(std::move(master));
     *attach = [m](Process& proc) { proc.attach_pty(std::move(*m)); };
@@ -296,6 +297,7 @@ Status Runtime::create(const v1::CreateContainerRequest& req, int* pid) {
   plan.gid_map = id_map(spec.gid_mappings);
   plan.seccomp = c->seccomp ? &*c->seccomp : nullptr;
   plan.cgroup = &*c->cgroup;
+  plan.cgroup_path = c->cgroup->path();
   std::vector<UniqueFd> child_ends;
   std::function<void(Process&)> attach;
   if (auto s = setup_stdio(req.stdio(), spec.process.terminal, spec.process, &plan, &child_ends, &attach); !s.ok())
@@ -423,12 +425,10 @@ Status Runtime::remove(const v1::RemoveContainerRequest& req) {
     c->launched.sync.reset();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     auto past = [&] { return std::chrono::steady_clock::now() > deadline; };
-    int status;
-    timespec at;
-    if (c->init) c->init->wait(past, &status, &at);
+    if (c->init && !c->init->wait_exit(past)) LOG_WARN("container %s: init did not exit", c->id.c_str());
     for (auto& [id, p] : c->execs) {
       if (!p->exited()) kill(p->pid(), SIGKILL);
-      p->wait(past, &status, &at);
+      p->wait_exit(past);
     }
     if (c->oom_wd >= 0) {
       std::lock_guard lk(oom_mu_);

@@ -1,8 +1,9 @@
 #include "guest-agent/service/listeners.h"
 
-#include <grpcpp/server_posix.h>
 #include <linux/vm_sockets.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
@@ -11,7 +12,7 @@
 
 namespace husk::agent {
 
-Result<std::unique_ptr<VsockListener>> VsockListener::listen(unsigned port) {
+Result<std::unique_ptr<VsockBridge>> VsockBridge::listen(unsigned port, std::string unix_path) {
   UniqueFd fd(socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return make_error("vsock socket: %s (is virtio-vsock configured?)", strerror(errno));
   sockaddr_vm addr{};
@@ -21,11 +22,11 @@ Result<std::unique_ptr<VsockListener>> VsockListener::listen(unsigned port) {
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
     return make_error("vsock bind port %u: %s", port, strerror(errno));
   if (::listen(fd.get(), 16) != 0) return make_error("vsock listen: %s", strerror(errno));
-  return std::unique_ptr<VsockListener>(new VsockListener(std::move(fd)));  // NOLINT: private ctor
+  return std::unique_ptr<VsockBridge>(new VsockBridge(std::move(fd), std::move(unix_path)));  // NOLINT: private ctor
 }
 
-void VsockListener::serve(grpc::Server* server) {
-  thread_ = std::thread([this, server] {
+void VsockBridge::serve() {
+  thread_ = std::thread([this] {
     while (!stop_) {
       int c = accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) {
@@ -33,13 +34,52 @@ void VsockListener::serve(grpc::Server* server) {
         if (!stop_) LOG_ERROR("vsock accept: %s", strerror(errno));
         return;
       }
-      // The server owns the fd from here on.
-      grpc::AddInsecureChannelFromFd(server, c);
+      std::thread([this, c] { relay(UniqueFd(c)); }).detach();
     }
   });
 }
 
-VsockListener::~VsockListener() {
+void VsockBridge::relay(UniqueFd client) {
+  UniqueFd server(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, unix_path_.data(), std::min(unix_path_.size(), sizeof addr.sun_path - 1));
+  if (connect(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    LOG_ERROR("relaying vsock to %s: %s", unix_path_.c_str(), strerror(errno));
+    return;
+  }
+  // Each direction: read what is there, write all of it, until either side closes.
+  char buf[65536];
+  pollfd fds[2] = {{client.get(), POLLIN, 0}, {server.get(), POLLIN, 0}};
+  bool open[2] = {true, true};
+  while (open[0] || open[1]) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (!open[i] || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      int to = fds[1 - i].fd;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        open[i] = false;
+        fds[i].fd = -1;
+        shutdown(to, SHUT_WR);
+        continue;
+      }
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = ::write(to, buf + off, static_cast<size_t>(n - off));
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          return;  // the other side is gone
+        }
+        off += w;
+      }
+    }
+  }
+}
+
+VsockBridge::~VsockBridge() {
   stop_ = true;
   shutdown(fd_.get(), SHUT_RDWR);
   if (thread_.joinable()) thread_.join();

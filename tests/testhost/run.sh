@@ -39,7 +39,7 @@ mode=${HUSK_TESTHOST:-auto}
 if [ "$mode" = never ] || { [ "$mode" = auto ] && hardware_kvm; }; then
   [ "$mode" = never ] || echo "testhost: hardware KVM here, running directly" >&2
   export HUSK_VMM=$vmm HUSK_KERNEL=$kernel HUSK_INITRD=$initrd HUSK_ROOT=$build
-  export PATH=$build/images/tools:$PATH
+  export PATH=$build/images/tools:$build/guest-agent:$PATH
   exec timeout "$timeout" bash "$script"
 fi
 
@@ -62,6 +62,8 @@ for a in "${adds[@]+"${adds[@]}"}"; do
   mkdir -p "$root/$(dirname "$d")"
   if [ -x "$s" ] && [ -f "$s" ] && ! file_is_static "$s" && ldd "$s" >/dev/null 2>&1; then
     copy_with_libs "$s" "$root" "$d"
+  elif [ -d "$s" ]; then
+    cp -a "$s" "$root/$d"  # keeps symlinks (a busybox root has hundreds)
   else
     cp -rL "$s" "$root/$d"
   fi

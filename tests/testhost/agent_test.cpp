@@ -1,0 +1,100 @@
+// husk-agent as PID 1 of a husk microVM: the host reaches it over the VMM's hybrid vsock socket
+// and runs a busybox container whose root filesystem comes over virtio-fs.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "tests/testhost/testhost.h"
+
+namespace husk {
+namespace {
+
+const std::string kAdds =
+    "--add /usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd "
+    "--add " HUSK_BUILD_DIR "/images/agent-initramfs.cpio:/husk/images/agent-initramfs.cpio "
+    "--add " HUSK_BUILD_DIR "/images/test-bundle:/husk/images/test-bundle "
+    "--add " HUSK_BUILD_DIR "/guest-agent/husk-agentctl:/husk/bin/husk-agentctl";
+
+// Boots the agent with the test bundle's rootfs shared as tag "share" and defines `ctl` and
+// `bundle CMD...` (a bundle running CMD) for the rest of the script.
+const std::string kBoot = R"SH(
+mkdir -p /tmp/share && cp -a "$HUSK_ROOT/images/test-bundle/rootfs" /tmp/share/rootfs
+/usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none -o sandbox=chroot >/tmp/vfsd.log 2>&1 &
+for i in $(seq 100); do [ -S /tmp/vfs.sock ] && break; sleep 0.1; done
+"$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_ROOT/images/agent-initramfs.cpio" --mem 256 --vcpus 2 \
+  --vsock 3,/tmp/v.sock --fs share,/tmp/vfs.sock \
+  --cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet' >/tmp/vmm.log 2>&1 &
+vmm=$!
+ctl() { husk-agentctl --address hvsock:/tmp/v.sock:1024 --timeout-ms 120000 "$@"; }
+bundle() {
+  d=$(mktemp -d)
+  # The args land in a sed replacement: escape its & and | delimiter.
+  args=$(for a in "$@"; do printf '"%s", ' "$a" | sed 's/[&|]/\\&/g'; done)
+  sed "s|\"args\": \[\"sh\"\]|\"args\": [${args%, }]|" "$HUSK_ROOT/images/test-bundle/config.json" >"$d/config.json"
+  echo "$d"
+}
+)SH";
+
+const std::string kShutdown = R"SH(
+ctl destroy-sandbox
+wait $vmm
+echo VMM_EXIT=$?
+grep -q HUSK_AGENT_READY /tmp/vmm.log && echo AGENT_READY=1
+tail -20 /tmp/vmm.log
+)SH";
+
+TEST(GuestAgent, RunsAContainerFromVirtioFsAndReportsItsExitCode) {
+  auto r = testhost::run(kBoot + R"SH(
+b=$(bundle sh -c 'echo OUTPUT=hello-from-the-guest; echo KERNEL=$(uname -r); echo ERR=on-stderr >&2; exit 7')
+ctl run --id first --bundle "$b" --virtiofs share --subpath rootfs 2>&1
+echo CTR_EXIT=$?
+echo HOST_KERNEL=$(uname -r)
+ctl details | tr -d ' ",' | sed 's/:/=/' | grep -E '^(cpus|memoryTotalBytes|agentRssBytes)='
+)SH" + kShutdown, kAdds);
+  ASSERT_NE(r.exit_code, 125) << r.output;
+  EXPECT_EQ(r.value("OUTPUT"), "hello-from-the-guest") << r.output;
+  EXPECT_EQ(r.value("ERR"), "on-stderr") << r.output;
+  EXPECT_EQ(r.value("CTR_EXIT"), "7") << r.output;
+  // The container ran on the guest's kernel, not the test host's.
+  ASSERT_FALSE(r.value("KERNEL").empty()) << r.output;
+  EXPECT_NE(r.value("KERNEL"), r.value("HOST_KERNEL")) << r.output;
+  EXPECT_EQ(r.value("cpus"), "2") << r.output;
+  EXPECT_GT(std::atoll(r.value("memoryTotalBytes").c_str()), 200LL << 20) << r.output;
+  EXPECT_GT(std::atoll(r.value("agentRssBytes").c_str()), 0) << r.output;
+  std::printf("guest agent RSS at idle: %s bytes\n", r.value("agentRssBytes").c_str());
+  EXPECT_EQ(r.value("AGENT_READY"), "1") << r.output;
+  EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;  // DestroySandbox powers the guest off
+}
+
+TEST(GuestAgent, ExecKillStatsAndPauseInTheGuest) {
+  auto r = testhost::run(kBoot + R"SH(
+b=$(bundle sh -c 'i=0; while :; do i=$((i+1)); echo $i >/dev/shm/n; done')
+ctl create --id svc --bundle "$b" --virtiofs share --subpath rootfs --null-io >/dev/null
+ctl start --id svc
+ctl exec --id svc --exec-id e1 --bundle "$b" -- sh -c 'echo EXEC_HOSTNAME=$(hostname); exit 3'
+echo EXEC_EXIT=$?
+ctl pause --id svc
+a=$(ctl exec --id svc --exec-id e2 --bundle "$b" -- cat /dev/shm/n 2>&1 | head -c 200)
+echo PAUSED_EXEC="$(echo $a | grep -c paused)"
+ctl resume --id svc
+ctl stats --id svc | tr -d ' ",' | sed 's/:/=/' | grep -E '^(current|usageUsec)=' | sed 's/^/STATS_/'
+ctl kill --id svc TERM
+ctl kill --id svc --all KILL
+ctl wait --id svc
+echo SVC_EXIT=$?
+ctl rm --id svc
+echo RM_EXIT=$?
+)SH" + kShutdown, kAdds);
+  ASSERT_NE(r.exit_code, 125) << r.output;
+  EXPECT_EQ(r.value("EXEC_HOSTNAME"), "runc") << r.output;
+  EXPECT_EQ(r.value("EXEC_EXIT"), "3") << r.output;
+  EXPECT_EQ(r.value("PAUSED_EXEC"), "1") << r.output;  // exec into a paused container is refused
+  EXPECT_GT(std::atoll(r.value("STATS_current").c_str()), 0) << r.output;
+  EXPECT_GT(std::atoll(r.value("STATS_usageUsec").c_str()), 0) << r.output;
+  EXPECT_EQ(r.value("SVC_EXIT"), "137") << r.output;  // pid 1 ignores TERM; KILL ends it
+  EXPECT_EQ(r.value("RM_EXIT"), "0") << r.output;
+  EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;
+}
+
+}  // namespace
+}  // namespace husk
