@@ -10,6 +10,8 @@ packages=(
   # later components: protobuf/gRPC (agent, shim), JSON, seccomp, capabilities
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc nlohmann-json3-dev
   libseccomp-dev libcap-dev
+  # the agent's conformance suite and benchmark run the same bundles under runc
+  runc
   # guest kernel: Debian's 6.12 source and its build dependencies
   linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves xz-utils
   # guest images and the test host (QEMU TCG with emulated SVM, busybox)

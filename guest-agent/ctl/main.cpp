@@ -25,7 +25,7 @@ struct Opts {
   std::string address = "unix:/run/husk-agent.sock";
   int timeout_ms = 10000;
   std::string id, exec_id, bundle, virtiofs, subpath, block, fstype, resources;
-  bool stdin_ = false, tty = false, all = false, force = false, keep = false, null_io = false;
+  bool stdin_ = false, tty = false, all = false, force = false, keep = false, null_io = false, timing = false;
   std::string signal = "TERM";
   std::vector<std::string> args;
 };
@@ -182,6 +182,7 @@ int main(int argc, char** argv) {
   bundle(run);
   run->add_flag("-i,--stdin", o.stdin_, "forward our stdin");
   run->add_flag("--keep", o.keep, "do not remove the container afterwards");
+  run->add_flag("--timing", o.timing, "print how long each step took (stderr)");
   auto* create = app.add_subcommand("create", "create a container (prints its pid)");
   id(create);
   bundle(create);
@@ -227,6 +228,7 @@ int main(int argc, char** argv) {
   auto* destroy = app.add_subcommand("destroy-sandbox", "remove every container and shut the agent down");
   CLI11_PARSE(app, argc, argv);
 
+  auto t0 = std::chrono::steady_clock::now();
   auto ch = agent_client::connect(o.address, std::chrono::milliseconds(o.timeout_ms));
   if (!ch) die(ch.error().message);
   auto stub = v1::Agent::NewStub(*ch);
@@ -234,11 +236,19 @@ int main(int argc, char** argv) {
   v1::ContainerRequest creq;
   creq.set_container_id(o.id);
 
+  auto step = [&, last = t0](const char* what) mutable {
+    if (!o.timing) return;
+    auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "timing: %-8s %7.2f ms\n", what, std::chrono::duration<double, std::milli>(now - last).count());
+    last = now;
+  };
+  step("connect");
   if (*run || *create) {
     auto req = create_request(o);
     grpc::ClientContext ctx;
     v1::CreateContainerResponse resp;
     check(stub->CreateContainer(&ctx, req, &resp), "create");
+    step("create");
     if (*create) {
       std::printf("%d\n", resp.pid());
       return 0;
@@ -251,9 +261,11 @@ int main(int argc, char** argv) {
     }
     grpc::ClientContext sctx;
     auto s = stub->StartContainer(&sctx, creq, &empty);
+    step("start");
     int status = 125;
     if (s.ok()) {
       status = wait_process(stub.get(), o.id, "");
+      step("wait");
     } else {
       std::fprintf(stderr, "husk-agentctl: start: %s\n", s.error_message().c_str());
     }
@@ -265,6 +277,7 @@ int main(int argc, char** argv) {
       rr.set_container_id(o.id);
       rr.set_force(true);
       check(stub->RemoveContainer(&rctx, rr, &empty), "remove");
+      step("remove");
     }
     return status;
   }
