@@ -297,5 +297,32 @@ TEST_F(AgentHost, ExecIntoARunningContainer) {
   remove("ex");
 }
 
+TEST_F(AgentHost, JoinsAnotherContainersNamespaceByPath) {
+  json a = config("sleep 30");
+  a["hostname"] = "first-box";
+  grpc::ClientContext ctx;
+  v1::CreateContainerRequest req;
+  req.set_id("ns-a");
+  req.set_config_json(a.dump());
+  v1::CreateContainerResponse resp;
+  ASSERT_TRUE(stub()->CreateContainer(&ctx, req, &resp).ok());
+  ASSERT_TRUE(start("ns-a").ok());
+  json b = config("hostname; readlink /proc/self/ns/uts");
+  b.erase("hostname");
+  for (auto& n : b["linux"]["namespaces"])
+    if (n["type"] == "uts") n["path"] = "/proc/" + std::to_string(resp.pid()) + "/ns/uts";
+  ASSERT_TRUE(create("ns-b", b.dump()).ok());
+  std::string out;
+  std::thread t([&] { out = read_all("ns-b"); });
+  ASSERT_TRUE(start("ns-b").ok());
+  EXPECT_EQ(wait("ns-b"), 0);
+  t.join();
+  char link[64] = {};
+  ASSERT_GT(readlink(("/proc/" + std::to_string(resp.pid()) + "/ns/uts").c_str(), link, sizeof link - 1), 0);
+  EXPECT_EQ(out, std::string("first-box\n") + link + "\n");
+  remove("ns-b");
+  remove("ns-a");
+}
+
 }  // namespace
 }  // namespace husk

@@ -27,7 +27,8 @@ int run_filtered(const Seccomp& profile, const std::function<int()>& probe) {
   if (pid == 0) {
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (install_seccomp(*prog) != 0) _exit(250);
-    _exit(probe());
+    // exit_group directly: a sanitizer's _exit hook would run leak checks the filter forbids.
+    syscall(SYS_exit_group, probe());
   }
   int st;
   waitpid(pid, &st, 0);
