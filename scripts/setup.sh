@@ -12,6 +12,9 @@ packages=(
   libseccomp-dev libcap-dev
   # the agent's conformance suite and benchmark run the same bundles under runc
   runc
+  # the shim: containerd's protos (Go source packages that ship the .proto files)
+  golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
+  golang-github-gogo-googleapis-dev golang-github-containerd-cgroups-dev
   # guest kernel: Debian's 6.12 source and its build dependencies
   linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves xz-utils
   # guest images and the test host (QEMU TCG with emulated SVM, busybox)
