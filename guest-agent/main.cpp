@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-port", log_port, "guest: vsock port on the host that receives a copy of the log (0: none)");
   app.add_option("--state-dir", ropts.state_dir, "where the agent mounts container root filesystems");
   app.add_option("--cgroup-parent", ropts.cgroup_parent, "cgroup under which containers without linux.cgroupsPath go");
+  app.add_flag("--ignore-missing-controllers", ropts.missing_controllers_ok,
+               "host mode: skip (with a warning) limits whose cgroup v2 controller this machine lacks");
   // As init, the kernel hands over unknown command line words; ignore what we do not know.
   if (guest) app.allow_extras();
   try {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/unique_fd.h"
+#include "common/unix_socket.h"
 #include "proto/agent.grpc.pb.h"
 
 namespace husk::agent_client {
@@ -20,13 +21,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 Result<UniqueFd> hybrid_vsock(const std::string& path, unsigned port, Clock::time_point deadline) {
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return make_error("%s: socket path too long", path.c_str());
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return make_error("connect %s: %s", path.c_str(), strerror(errno));
+  auto conn = connect_unix(path);
+  if (!conn) return conn.error();
+  UniqueFd fd = std::move(conn.value());
   std::string hello = "CONNECT " + std::to_string(port) + "\n";
   if (::send(fd.get(), hello.data(), hello.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(hello.size()))
     return make_error("%s: %s", path.c_str(), strerror(errno));

@@ -72,7 +72,7 @@ Result<std::string> Cgroup::mount_point() {
   return found;
 }
 
-Result<Cgroup> Cgroup::create(const std::string& relative) {
+Result<Cgroup> Cgroup::create(const std::string& relative, bool missing_ok) {
   auto root = mount_point();
   if (!root) return root.error();
   std::string controllers;
@@ -101,7 +101,7 @@ Result<Cgroup> Cgroup::create(const std::string& relative) {
     }
     i = j + 1;
   }
-  return Cgroup(path);
+  return Cgroup(path, missing_ok);
 }
 
 Status Cgroup::write(const std::string& file, const std::string& value) const {
@@ -110,6 +110,10 @@ Status Cgroup::write(const std::string& file, const std::string& value) const {
   if (!fd) {
     if (errno == ENOENT) {
       std::string controller = file.substr(0, file.find('.'));
+      if (missing_ok_ && file.rfind("cgroup.", 0) != 0) {
+        LOG_WARN("cgroup: no \"%s\" controller here: %s not applied", controller.c_str(), file.c_str());
+        return {};
+      }
       return make_error("cgroup: %s is missing: the cgroup v2 \"%s\" controller is not available here",
                         p.c_str(), controller.c_str());
     }

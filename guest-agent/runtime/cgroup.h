@@ -20,7 +20,9 @@ class Cgroup {
   // The cgroup2 mount point, from /proc/self/mountinfo.
   static Result<std::string> mount_point();
   // Creates (or adopts) <mount>/<relative> and enables controllers down to it.
-  static Result<Cgroup> create(const std::string& relative);
+  // missing_ok: a limit whose controller this hierarchy lacks is skipped with a warning instead
+  // of failing (host mode on a cgroup v1/hybrid machine, where the shim's tests run).
+  static Result<Cgroup> create(const std::string& relative, bool missing_ok = false);
 
   const std::string& path() const { return path_; }
   Status apply(const oci::Resources& r);
@@ -39,9 +41,10 @@ class Cgroup {
   Status destroy(int timeout_ms) const;
 
  private:
-  explicit Cgroup(std::string path) : path_(std::move(path)) {}
+  Cgroup(std::string path, bool missing_ok) : path_(std::move(path)), missing_ok_(missing_ok) {}
   Status write(const std::string& file, const std::string& value) const;
   std::string path_;
+  bool missing_ok_ = false;
 };
 
 }  // namespace husk::agent

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -261,14 +262,20 @@ void intermediate(const LaunchPlan& plan, int sync) {
     g_root_fd = open(plan.enter_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (g_root_fd < 0) die("open %s: %s", plan.enter_root.c_str(), strerror(errno));
   }
+  // Open every namespace first: once in the container's mount namespace, /proc is its own.
+  int fds[8];
+  size_t n = std::min<size_t>(plan.join.size(), 8);
+  for (size_t i = 0; i < n; i++) {
+    fds[i] = open(plan.join[i].second.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) die("open namespace %s: %s", plan.join[i].second.c_str(), strerror(errno));
+  }
   // Join the user namespace first: it grants the rights to join the others it owns.
   for (int pass = 0; pass < 2; pass++) {
-    for (const auto& [type, path] : plan.join) {
+    for (size_t i = 0; i < n; i++) {
+      int type = plan.join[i].first;
       if ((type == CLONE_NEWUSER) != (pass == 0)) continue;
-      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) die("open namespace %s: %s", path.c_str(), strerror(errno));
-      if (setns(fd, type) != 0) die("setns %s: %s", path.c_str(), strerror(errno));
-      close(fd);
+      if (setns(fds[i], type) != 0) die("setns %s: %s", plan.join[i].second.c_str(), strerror(errno));
+      close(fds[i]);
     }
   }
   if (plan.new_namespaces & CLONE_NEWUSER) {

@@ -271,7 +271,8 @@ Status Runtime::create(const v1::CreateContainerRequest& req, int* pid) {
     return s;
   };
   if (auto s = resolve_rootfs(req, spec, *c); !s.ok()) return fail(s);
-  auto cg = Cgroup::create(spec.cgroups_path.empty() ? opts_.cgroup_parent + "/" + c->id : spec.cgroups_path);
+  auto cg = Cgroup::create(spec.cgroups_path.empty() ? opts_.cgroup_parent + "/" + c->id : spec.cgroups_path,
+                           opts_.missing_controllers_ok);
   if (!cg) return fail(err(StatusCode::FAILED_PRECONDITION, cg.error().message));
   c->cgroup = std::move(cg.value());
   if (!c->cgroup->processes().empty())

@@ -25,6 +25,7 @@ namespace husk::agent {
 struct RuntimeOptions {
   std::string state_dir = "/run/husk-agent";  // mounts made for containers live under here
   std::string cgroup_parent = "/husk";         // default cgroup: <parent>/<id>
+  bool missing_controllers_ok = false;         // see Cgroup::create
 };
 
 class Runtime {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/unix_socket.h"
 
 namespace husk::agent {
 
@@ -40,14 +41,12 @@ void VsockBridge::serve() {
 }
 
 void VsockBridge::relay(UniqueFd client) {
-  UniqueFd server(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, unix_path_.data(), std::min(unix_path_.size(), sizeof addr.sun_path - 1));
-  if (connect(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    LOG_ERROR("relaying vsock to %s: %s", unix_path_.c_str(), strerror(errno));
+  auto conn = connect_unix(unix_path_);
+  if (!conn) {
+    LOG_ERROR("relaying vsock: %s", conn.error().message.c_str());
     return;
   }
+  UniqueFd server = std::move(conn.value());
   // Each direction: read what is there, write all of it, until either side closes.
   char buf[65536];
   pollfd fds[2] = {{client.get(), POLLIN, 0}, {server.get(), POLLIN, 0}};

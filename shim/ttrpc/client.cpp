@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/unix_socket.h"
 #include "proto/ttrpc.pb.h"
 
 namespace husk::ttrpc {
@@ -27,14 +28,9 @@ bool read_full(int fd, void* buf, size_t n) {
 }  // namespace
 
 Result<std::unique_ptr<Client>> Client::connect(const std::string& path) {
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return make_error("ttrpc: socket path too long: %s", path.c_str());
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return make_error("ttrpc: connect %s: %s", path.c_str(), strerror(errno));
-  return std::unique_ptr<Client>(new Client(std::move(fd)));  // NOLINT: private ctor
+  auto fd = connect_unix(path);
+  if (!fd) return make_error("ttrpc: %s", fd.error().message.c_str());
+  return std::unique_ptr<Client>(new Client(std::move(fd.value())));  // NOLINT: private ctor
 }
 
 Client::Client(UniqueFd fd) : fd_(std::move(fd)) {

@@ -1,0 +1,181 @@
+// containerd-shim-husk-v2: containerd's runtime v2 shim for husk (shared/docs/containerd-shim-v2.md).
+//   start  — bind the task socket, fork the long-lived server, print its address
+//   delete — clean up after a shim that is gone; print a DeleteResponse
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "common/log.h"
+#include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "shim/config.h"
+#include "shim/events.h"
+#include "shim/task_service.h"
+#include "shim/ttrpc/server.h"
+
+using namespace husk;
+
+namespace {
+
+struct Args {
+  std::map<std::string, std::string> flags;
+  std::string action;
+  std::string get(const std::string& k) const {
+    auto it = flags.find(k);
+    return it == flags.end() ? "" : it->second;
+  }
+};
+
+// Go's flag package: "-name value", "-name=value", "--name value"; booleans take no value.
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; i++) {
+    std::string s = argv[i];
+    if (s.size() > 1 && s[0] == '-') {
+      std::string name = s.substr(s[1] == '-' ? 2 : 1);
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        a.flags[name.substr(0, eq)] = name.substr(eq + 1);
+      } else if (name == "debug" || name == "v") {
+        a.flags[name] = "true";
+      } else if (i + 1 < argc) {
+        a.flags[name] = argv[++i];
+      }
+    } else {
+      a.action = s;
+    }
+  }
+  return a;
+}
+
+// A short, stable socket name per (containerd, namespace, container): FNV-1a over the triple.
+std::string socket_path(const Args& a) {
+  std::string key = a.get("address") + "/" + a.get("namespace") + "/" + a.get("id");
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "/run/containerd/s/husk-%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+int start(const Args& a) {
+  std::string path = socket_path(a);
+  std::filesystem::create_directories("/run/containerd/s");
+  unlink(path.c_str());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 16) != 0) {
+    std::fprintf(stderr, "containerd-shim-husk-v2: %s: %s\n", path.c_str(), strerror(errno));
+    return 1;
+  }
+  std::string address = "unix://" + path;
+  pid_t pid = fork();
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    // The server: detached from containerd's pipes (containerd reads our stdout to EOF).
+    setsid();
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    dup2(null, 0);
+    dup2(null, 1);
+    int log = open("log", O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // the FIFO containerd opened in the bundle
+    dup2(log >= 0 ? log : null, 2);
+    std::string self = "/proc/self/exe";
+    std::string fdarg = std::to_string(fd);
+    fcntl(fd, F_SETFD, 0);  // keep the listening socket across exec
+    std::vector<std::string> args = {"containerd-shim-husk-v2", "-namespace", a.get("namespace"), "-address",
+                                     a.get("address"), "-id", a.get("id"), "-socket-fd", fdarg, "serve"};
+    std::vector<char*> argv;
+    for (auto& s : args) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    execv(self.c_str(), argv.data());
+    _exit(127);
+  }
+  close(fd);
+  // containerd re-reads the address after a restart: write it atomically.
+  std::ofstream("address.tmp") << address;
+  std::rename("address.tmp", "address");
+  std::fputs(address.c_str(), stdout);
+  return 0;
+}
+
+int del(const Args& a) {
+  std::string bundle = a.get("bundle");
+  if (bundle.empty()) {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd)) bundle = cwd;
+  }
+  // Whatever the server left behind (it may have been killed): helpers and the rootfs mount.
+  shim::Sandbox::kill_recorded(bundle);
+  umount2((bundle + "/rootfs").c_str(), MNT_DETACH);
+  containerd::task::v2::DeleteResponse resp;
+  resp.set_exit_status(128 + SIGKILL);
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  resp.mutable_exited_at()->set_seconds(now.tv_sec);
+  resp.mutable_exited_at()->set_nanos(static_cast<int32_t>(now.tv_nsec));
+  std::string out = resp.SerializeAsString();
+  fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+int serve(const Args& a) {
+  signal(SIGPIPE, SIG_IGN);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  log::set_program("containerd-shim-husk-v2");
+  auto config = shim::load_config("");
+  if (!config) {
+    LOG_ERROR("%s", config.error().message.c_str());
+    return 1;
+  }
+  if (config->log_level == "debug" || !a.get("debug").empty()) log::set_level(log::Level::kDebug);
+  std::string ttrpc_address = getenv("TTRPC_ADDRESS") ? getenv("TTRPC_ADDRESS") : "";
+  if (ttrpc_address.rfind("unix://", 0) == 0) ttrpc_address = ttrpc_address.substr(7);
+  shim::Publisher events(ttrpc_address, a.get("namespace"));
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+  ttrpc::Server server(io);
+  shim::TaskService tasks(*config, a.get("namespace"), a.get("id"), &events, [&io] {
+    // After the Shutdown answer has gone out.
+    std::thread([&io] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      io.stop();
+    }).detach();
+  });
+  tasks.register_with(server);
+  if (auto s = server.adopt(std::atoi(a.get("socket-fd").c_str())); !s) {
+    LOG_ERROR("%s", s.error().message.c_str());
+    return 1;
+  }
+  server.start();
+  io.run();
+  server.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a = parse_args(argc, argv);
+  if (a.action == "start") return start(a);
+  if (a.action == "delete") return del(a);
+  if (a.action == "serve") return serve(a);
+  std::fprintf(stderr, "usage: containerd-shim-husk-v2 -namespace NS -address ADDR -id ID start|delete\n");
+  return 1;
+}

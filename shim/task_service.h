@@ -1,0 +1,66 @@
+// containerd.task.v2.Task for one sandbox, on top of husk-agent: each call becomes agent RPCs;
+// state containerd asks about (status, exit codes, stdio paths) is kept here; events go out
+// through the Publisher in containerd's order (create → start → exit → delete; exec-added →
+// exec-started → exit); output reaches containerd's FIFOs before the TaskExit event.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "proto/agent.grpc.pb.h"
+#include "shim/config.h"
+#include "shim/events.h"
+#include "shim/sandbox.h"
+#include "shim/ttrpc/server.h"
+
+namespace husk::shim {
+
+class TaskService {
+ public:
+  TaskService(Config config, std::string ns, std::string id, Publisher* events, std::function<void()> shutdown);
+  ~TaskService();
+  void register_with(ttrpc::Server& server);
+
+ private:
+  struct Proc;
+  ttrpc::Reply create(const std::string& payload);
+  ttrpc::Reply start(const std::string& payload);
+  ttrpc::Reply state(const std::string& payload);
+  ttrpc::Reply wait(const std::string& payload);
+  ttrpc::Reply kill(const std::string& payload);
+  ttrpc::Reply del(const std::string& payload);
+  ttrpc::Reply exec(const std::string& payload);
+  ttrpc::Reply pids(const std::string& payload);
+  ttrpc::Reply stats(const std::string& payload);
+  ttrpc::Reply pause(const std::string& payload, bool frozen);
+  ttrpc::Reply resize_pty(const std::string& payload);
+  ttrpc::Reply close_io(const std::string& payload);
+  ttrpc::Reply update(const std::string& payload);
+  ttrpc::Reply connect(const std::string& payload);
+  ttrpc::Reply shutdown(const std::string& payload);
+
+  std::shared_ptr<Proc> find(const std::string& id, const std::string& exec_id, ttrpc::Reply* err);
+  void start_io(const std::shared_ptr<Proc>& p);
+  void start_waiter(const std::shared_ptr<Proc>& p);
+  void watch_oom();
+  void teardown();
+
+  Config config_;
+  std::string ns_, id_, bundle_;
+  Publisher* events_;
+  std::function<void()> shutdown_;
+  std::mutex mu_;
+  std::unique_ptr<Sandbox> sandbox_;
+  std::unique_ptr<agent::v1::Agent::Stub> agent_;
+  std::map<std::string, std::shared_ptr<Proc>> procs_;  // "" = the container's init
+  bool rootfs_mounted_ = false;
+  std::thread oom_;
+  std::shared_ptr<grpc::ClientContext> oom_ctx_;
+};
+
+}  // namespace husk::shim
