@@ -12,6 +12,8 @@ packages=(
   libseccomp-dev libcap-dev
   # the agent's conformance suite and benchmark run the same bundles under runc
   runc
+  # the shim's tests: a private containerd, ctr, and the runc shim as the reference
+  containerd
   # the shim: containerd's protos (Go source packages that ship the .proto files)
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev golang-github-containerd-cgroups-dev
