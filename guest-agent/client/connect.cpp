@@ -30,9 +30,11 @@ Result<UniqueFd> hybrid_vsock(const std::string& path, unsigned port, Clock::tim
   // Byte by byte: whatever follows the newline already belongs to HTTP/2.
   std::string line;
   while (line.empty() || line.back() != '\n') {
+    // At most a second per attempt: a CONNECT sent before the guest's vsock driver is up can
+    // go unanswered, and a fresh attempt then succeeds.
     int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
     pollfd p{fd.get(), POLLIN, 0};
-    if (left <= 0 || poll(&p, 1, left) <= 0) return make_error("%s: no answer to CONNECT %u", path.c_str(), port);
+    if (left <= 0 || poll(&p, 1, std::min(left, 1000)) <= 0) return make_error("%s: no answer to CONNECT %u", path.c_str(), port);
     char c;
     if (::read(fd.get(), &c, 1) != 1) return make_error("%s: port %u refused (is the agent up?)", path.c_str(), port);
     line += c;
