@@ -38,6 +38,8 @@ bool parse(const std::string& payload, M* m) {
 
 Reply bad_request() { return Reply::error(ttrpc::kInvalidArgument, "request does not parse"); }
 
+Reply empty_ok() { return Reply::ok(v1::Empty().SerializeAsString()); }
+
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
   std::stringstream ss;
@@ -128,6 +130,19 @@ void TaskService::register_with(ttrpc::Server& server) {
   });
 }
 
+v1::ContainerRequest TaskService::container_request() const {
+  v1::ContainerRequest r;
+  r.set_container_id(id_);
+  return r;
+}
+
+v1::ProcessRequest TaskService::process_request(const std::string& exec_id) const {
+  v1::ProcessRequest r;
+  r.set_container_id(id_);
+  r.set_exec_id(exec_id);
+  return r;
+}
+
 std::shared_ptr<TaskService::Proc> TaskService::find(const std::string& id, const std::string& exec_id, Reply* err) {
   std::lock_guard lk(mu_);
   if (id != id_ || !agent_) {
@@ -156,9 +171,7 @@ void TaskService::start_io(const std::shared_ptr<Proc>& p) {
     auto ctx = std::make_shared<grpc::ClientContext>();
     (is_err ? p->err_ctx : p->out_ctx) = ctx;
     (is_err ? p->err : p->out) = std::thread([this, p, fd, ctx, is_err] {
-      v1::ProcessRequest req;
-      req.set_container_id(id_);
-      req.set_exec_id(p->exec_id);
+      auto req = process_request(p->exec_id);
       auto r = is_err ? agent_->ReadStderr(ctx.get(), req) : agent_->ReadStdout(ctx.get(), req);
       v1::IoChunk c;
       while (r->Read(&c)) {
@@ -199,10 +212,7 @@ void TaskService::start_io(const std::shared_ptr<Proc>& p) {
       w->WritesDone();
       (void)w->Finish();
       grpc::ClientContext cctx;
-      v1::ProcessRequest pr;
-      pr.set_container_id(id_);
-      pr.set_exec_id(p->exec_id);
-      (void)agent_->CloseStdin(&cctx, pr, &e);
+      (void)agent_->CloseStdin(&cctx, process_request(p->exec_id), &e);
     }).detach();
   }
 }
@@ -210,11 +220,8 @@ void TaskService::start_io(const std::shared_ptr<Proc>& p) {
 void TaskService::start_waiter(const std::shared_ptr<Proc>& p) {
   p->waiter = std::thread([this, p] {
     grpc::ClientContext ctx;
-    v1::ProcessRequest req;
-    req.set_container_id(id_);
-    req.set_exec_id(p->exec_id);
     v1::WaitProcessResponse resp;
-    auto s = agent_->WaitProcess(&ctx, req, &resp);
+    auto s = agent_->WaitProcess(&ctx, process_request(p->exec_id), &resp);
     // The agent answers Wait once its streams delivered everything; let our copies finish
     // writing into the FIFOs before anyone hears of the exit.
     if (p->out.joinable()) p->out.join();
@@ -337,15 +344,12 @@ Reply TaskService::create(const std::string& payload) {
 
 Reply TaskService::start(const std::string& payload) {
   task::StartRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  auto p = find(req.id(), req.exec_id(), &err);
-  if (!p) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
   v1::Empty e;
   if (req.exec_id().empty()) {
-    v1::ContainerRequest cr;
-    cr.set_container_id(id_);
+    v1::ContainerRequest cr = container_request();
     if (auto s = agent_->StartContainer(&ctx, cr, &e); !s.ok()) return from_grpc(s);
     {
       std::lock_guard lk(p->mu);
@@ -384,10 +388,8 @@ Reply TaskService::start(const std::string& payload) {
 
 Reply TaskService::state(const std::string& payload) {
   task::StateRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  auto p = find(req.id(), req.exec_id(), &err);
-  if (!p) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   task::StateResponse resp;
   resp.set_id(req.exec_id().empty() ? id_ : req.exec_id());
   resp.set_exec_id(req.exec_id());
@@ -409,8 +411,7 @@ Reply TaskService::state(const std::string& payload) {
       resp.set_status(types::RUNNING);
       if (req.exec_id().empty()) {
         grpc::ClientContext ctx;
-        v1::ContainerRequest cr;
-        cr.set_container_id(id_);
+        v1::ContainerRequest cr = container_request();
         v1::ContainerState st;
         if (agent_->StateContainer(&ctx, cr, &st).ok() && st.status() == v1::ContainerState::PAUSED)
           resp.set_status(types::PAUSED);
@@ -423,10 +424,8 @@ Reply TaskService::state(const std::string& payload) {
 
 Reply TaskService::wait(const std::string& payload) {
   task::WaitRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  auto p = find(req.id(), req.exec_id(), &err);
-  if (!p) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   std::unique_lock lk(p->mu);
   p->cv.wait(lk, [&] { return p->status == Proc::kStopped; });
   task::WaitResponse resp;
@@ -437,10 +436,8 @@ Reply TaskService::wait(const std::string& payload) {
 
 Reply TaskService::kill(const std::string& payload) {
   task::KillRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  auto p = find(req.id(), req.exec_id(), &err);
-  if (!p) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
   v1::SignalProcessRequest sr;
   sr.set_container_id(id_);
@@ -449,15 +446,13 @@ Reply TaskService::kill(const std::string& payload) {
   sr.set_all(req.all());
   v1::Empty e;
   if (auto s = agent_->SignalProcess(&ctx, sr, &e); !s.ok()) return from_grpc(s);
-  return Reply::ok(v1::Empty().SerializeAsString());
+  return empty_ok();
 }
 
 Reply TaskService::del(const std::string& payload) {
   task::DeleteRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  auto p = find(req.id(), req.exec_id(), &err);
-  if (!p) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   {
     std::lock_guard lk(p->mu);
     if (p->status == Proc::kRunning)
@@ -515,9 +510,9 @@ void TaskService::teardown() {
 
 Reply TaskService::exec(const std::string& payload) {
   task::ExecProcessRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  if (!find(req.id(), "", &err)) return err;
+  if (!req.ParseFromString(payload)) return bad_request();
+  // The exec does not exist yet: only the task has to.
+  if (Reply err; !find(req.id(), "", &err)) return err;
   std::lock_guard lk(mu_);
   if (procs_.count(req.exec_id())) return Reply::error(ttrpc::kAlreadyExists, "exec " + req.exec_id() + " already exists");
   auto p = std::make_shared<Proc>();
@@ -532,17 +527,15 @@ Reply TaskService::exec(const std::string& payload) {
   e.set_container_id(id_);
   e.set_exec_id(req.exec_id());
   events_->publish(e);
-  return Reply::ok(v1::Empty().SerializeAsString());
+  return empty_ok();
 }
 
 Reply TaskService::pids(const std::string& payload) {
   task::PidsRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  if (!find(req.id(), "", &err)) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
-  v1::ContainerRequest cr;
-  cr.set_container_id(id_);
+  v1::ContainerRequest cr = container_request();
   v1::ListProcessesResponse lr;
   if (auto s = agent_->ListProcesses(&ctx, cr, &lr); !s.ok()) return from_grpc(s);
   task::PidsResponse resp;
@@ -552,12 +545,10 @@ Reply TaskService::pids(const std::string& payload) {
 
 Reply TaskService::stats(const std::string& payload) {
   task::StatsRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  if (!find(req.id(), "", &err)) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
-  v1::ContainerRequest cr;
-  cr.set_container_id(id_);
+  v1::ContainerRequest cr = container_request();
   v1::ContainerStats st;
   if (auto s = agent_->StatsContainer(&ctx, cr, &st); !s.ok()) return from_grpc(s);
   io::containerd::cgroups::v2::Metrics m;
@@ -618,12 +609,10 @@ Reply TaskService::stats(const std::string& payload) {
 
 Reply TaskService::pause(const std::string& payload, bool frozen) {
   task::PauseRequest req;  // PauseRequest and ResumeRequest both carry only the id
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  if (!find(req.id(), "", &err)) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
-  v1::ContainerRequest cr;
-  cr.set_container_id(id_);
+  v1::ContainerRequest cr = container_request();
   v1::Empty e;
   auto s = frozen ? agent_->PauseContainer(&ctx, cr, &e) : agent_->ResumeContainer(&ctx, cr, &e);
   if (!s.ok()) return from_grpc(s);
@@ -636,14 +625,13 @@ Reply TaskService::pause(const std::string& payload, bool frozen) {
     ev_.set_container_id(id_);
     events_->publish(ev_);
   }
-  return Reply::ok(v1::Empty().SerializeAsString());
+  return empty_ok();
 }
 
 Reply TaskService::resize_pty(const std::string& payload) {
   task::ResizePtyRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  if (!find(req.id(), req.exec_id(), &err)) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
   v1::ResizePtyRequest rr;
   rr.set_container_id(id_);
@@ -652,39 +640,34 @@ Reply TaskService::resize_pty(const std::string& payload) {
   rr.set_cols(req.width());
   v1::Empty e;
   if (auto s = agent_->ResizePty(&ctx, rr, &e); !s.ok()) return from_grpc(s);
-  return Reply::ok(v1::Empty().SerializeAsString());
+  return empty_ok();
 }
 
 Reply TaskService::close_io(const std::string& payload) {
   task::CloseIORequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  if (!find(req.id(), req.exec_id(), &err)) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   // The stdin copier closes the process's stdin when containerd's FIFO reaches EOF; this only
   // has to make sure it happens even if containerd keeps the FIFO open.
   if (req.stdin()) {
     grpc::ClientContext ctx;
-    v1::ProcessRequest pr;
-    pr.set_container_id(id_);
-    pr.set_exec_id(req.exec_id());
     v1::Empty e;
-    (void)agent_->CloseStdin(&ctx, pr, &e);
+    (void)agent_->CloseStdin(&ctx, process_request(req.exec_id()), &e);
   }
-  return Reply::ok(v1::Empty().SerializeAsString());
+  return empty_ok();
 }
 
 Reply TaskService::update(const std::string& payload) {
   task::UpdateTaskRequest req;
-  if (!parse(payload, &req)) return bad_request();
-  Reply err;
-  if (!find(req.id(), "", &err)) return err;
+  std::shared_ptr<Proc> p;
+  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
   v1::UpdateContainerRequest ur;
   ur.set_container_id(id_);
   ur.set_resources_json(req.resources().value());  // JSON LinuxResources
   v1::Empty e;
   if (auto s = agent_->UpdateContainer(&ctx, ur, &e); !s.ok()) return from_grpc(s);
-  return Reply::ok(v1::Empty().SerializeAsString());
+  return empty_ok();
 }
 
 Reply TaskService::connect(const std::string& payload) {
@@ -703,10 +686,10 @@ Reply TaskService::shutdown(const std::string& payload) {
   if (!parse(payload, &req)) return bad_request();
   {
     std::lock_guard lk(mu_);
-    if (!procs_.empty() && !req.now()) return Reply::ok(v1::Empty().SerializeAsString());  // tasks remain
+    if (!procs_.empty() && !req.now()) return empty_ok();  // tasks remain
   }
   shutdown_();
-  return Reply::ok(v1::Empty().SerializeAsString());
+  return empty_ok();
 }
 
 }  // namespace husk::shim

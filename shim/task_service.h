@@ -45,6 +45,21 @@ class TaskService {
   ttrpc::Reply shutdown(const std::string& payload);
 
   std::shared_ptr<Proc> find(const std::string& id, const std::string& exec_id, ttrpc::Reply* err);
+  // Every call's prologue: parse the request, find the task (and the exec, for requests that
+  // name one). False with *err set when either fails.
+  template <class Req>
+  bool begin_call(const std::string& payload, Req* req, std::shared_ptr<Proc>* p, ttrpc::Reply* err) {
+    if (!req->ParseFromString(payload)) {
+      *err = ttrpc::Reply::error(ttrpc::kInvalidArgument, "request does not parse");
+      return false;
+    }
+    std::string exec_id;
+    if constexpr (requires { req->exec_id(); }) exec_id = req->exec_id();
+    *p = find(req->id(), exec_id, err);
+    return *p != nullptr;
+  }
+  agent::v1::ContainerRequest container_request() const;
+  agent::v1::ProcessRequest process_request(const std::string& exec_id) const;
   void start_io(const std::shared_ptr<Proc>& p);
   void start_waiter(const std::shared_ptr<Proc>& p);
   void watch_oom();
