@@ -122,6 +122,7 @@ int main(int argc, char** argv) {
   sigwait(&term, &sig);
   LOG_INFO("signal %d: removing containers and exiting", sig);
   vsock.clear();
+  runtime.close_oom_subscribers();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   runtime.destroy_all();
   if (guest) power_off();

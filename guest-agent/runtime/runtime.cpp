@@ -544,6 +544,15 @@ void Runtime::unsubscribe_oom(const std::shared_ptr<OomQueue>& q) {
   std::erase(oom_subscribers_, q);
 }
 
+void Runtime::close_oom_subscribers() {
+  std::lock_guard lk(oom_mu_);
+  for (auto& q : oom_subscribers_) {
+    std::lock_guard qlk(q->mu);
+    q->closed = true;
+    q->cv.notify_all();
+  }
+}
+
 void Runtime::oom_loop() {
   alignas(inotify_event) char buf[4096];
   for (;;) {

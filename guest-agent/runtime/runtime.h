@@ -57,9 +57,12 @@ class Runtime {
     std::mutex mu;
     std::condition_variable cv;
     std::deque<v1::OomEvent> events;
+    bool closed = false;  // the agent is shutting down: end the stream now
   };
   std::shared_ptr<OomQueue> subscribe_oom();
   void unsubscribe_oom(const std::shared_ptr<OomQueue>& q);
+  // Ends every OOM stream, so a server shutdown does not wait for their clients.
+  void close_oom_subscribers();
 
  private:
   struct Container;

@@ -150,8 +150,8 @@ Status AgentService::GetOomEvents(ServerContext* ctx, const v1::OomEventsRequest
   auto q = rt_.subscribe_oom();
   for (;;) {
     std::unique_lock lk(q->mu);
-    q->cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return !q->events.empty(); });
-    if (ctx->IsCancelled()) break;
+    q->cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return !q->events.empty() || q->closed; });
+    if (ctx->IsCancelled() || q->closed) break;
     while (!q->events.empty()) {
       v1::OomEvent ev = q->events.front();
       q->events.pop_front();
