@@ -123,7 +123,9 @@ int main(int argc, char** argv) {
   LOG_INFO("signal %d: removing containers and exiting", sig);
   vsock.clear();
   runtime.close_oom_subscribers();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Calls still open (a client's stdin stream, say) are cancelled after 100 ms: the shim waits
+  // for this exit on every task removal.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   runtime.destroy_all();
   if (guest) power_off();
   return 0;
