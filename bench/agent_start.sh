@@ -6,6 +6,7 @@
 # usage: bench/agent_start.sh [N]
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/scripts/lib/stats.sh"
 build=${HUSK_BUILD:-$src/build}
 n=${1:-100}
 out=${HUSK_BENCH_OUT:-$build/bench}
@@ -24,7 +25,6 @@ agent_pid=$!
 ctl=("$build/guest-agent/husk-agentctl" --address "unix:$work/agent.sock")
 "${ctl[@]}" version >/dev/null
 echo "runtime,run,ms" >"$out/agent_start.csv"
-ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b - a) * 1000}'; }
 for i in $(seq "$n"); do
   t0=$EPOCHREALTIME
   "${ctl[@]}" run --id "b$i" --bundle "$work/bundle" --null-io || { echo "husk run $i failed" >&2; cat "$work/agent.log" >&2; exit 1; }
@@ -34,14 +34,12 @@ for i in $(seq "$n"); do
   echo "husk-agent,$i,$(ms "$t0" "$t1")" >>"$out/agent_start.csv"
   echo "runc,$i,$(ms "$t1" "$t2")" >>"$out/agent_start.csv"
 done
-pct() { awk -F, -v r="$1" 'NR>1 && $1==r {print $3}' "$out/agent_start.csv" | sort -n |
-  awk -v p="$2" '{a[NR]=$1} END {i=int(p*NR+0.999); if (i<1) i=1; printf "%.2f", a[i]}'; }
 {
   echo "Container create+start+wait+remove of 'true', $n runs each, busybox bundle, this machine directly:"
-  printf "  husk-agent (host mode, husk-agentctl run)  p50 %7.2f ms   p90 %7.2f ms\n" "$(pct husk-agent 0.5)" "$(pct husk-agent 0.9)"
-  printf "  runc run                                   p50 %7.2f ms   p90 %7.2f ms\n" "$(pct runc 0.5)" "$(pct runc 0.9)"
+  printf "  husk-agent (host mode, husk-agentctl run)  p50 %7.2f ms   p90 %7.2f ms\n" "$(pct "$out/agent_start.csv" husk-agent 0.5)" "$(pct "$out/agent_start.csv" husk-agent 0.9)"
+  printf "  runc run                                   p50 %7.2f ms   p90 %7.2f ms\n" "$(pct "$out/agent_start.csv" runc 0.5)" "$(pct "$out/agent_start.csv" runc 0.9)"
   printf "  ratio husk/runc: p50 %.2f   p90 %.2f\n" \
-    "$(awk -v a="$(pct husk-agent 0.5)" -v b="$(pct runc 0.5)" 'BEGIN{print a/b}')" \
-    "$(awk -v a="$(pct husk-agent 0.9)" -v b="$(pct runc 0.9)" 'BEGIN{print a/b}')"
+    "$(awk -v a="$(pct "$out/agent_start.csv" husk-agent 0.5)" -v b="$(pct "$out/agent_start.csv" runc 0.5)" 'BEGIN{print a/b}')" \
+    "$(awk -v a="$(pct "$out/agent_start.csv" husk-agent 0.9)" -v b="$(pct "$out/agent_start.csv" runc 0.9)" 'BEGIN{print a/b}')"
   printf "  husk-agent RSS after the runs: %.2f MiB\n" "$(awk '/VmRSS/ {print $2/1024}' /proc/$agent_pid/status)"
 } | tee "$out/agent_start.txt"

@@ -7,6 +7,7 @@
 # usage: bench/shim_start.sh [N] [host|vm]
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/scripts/lib/stats.sh"
 build=${HUSK_BUILD:-$src/build}
 n=${1:-30}
 mode=${2:-host}
@@ -35,7 +36,6 @@ for i in $(seq 100); do [ -S "$D/containerd.sock" ] && break; sleep 0.1; done
 ctr() { command ctr --address "$D/containerd.sock" "$@"; }
 ctr image import "${HUSK_OCI_IMAGE:-$build/images/busybox-oci.tar}" >/dev/null
 img=docker.io/husk/busybox:latest
-ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b - a) * 1000}'; }
 echo "shim,run,ms" >"$out/shim_start.csv"
 for i in $(seq "$n"); do
   t0=$EPOCHREALTIME
@@ -46,13 +46,11 @@ for i in $(seq "$n"); do
   echo "husk,$i,$(ms "$t0" "$t1")" >>"$out/shim_start.csv"
   echo "runc,$i,$(ms "$t1" "$t2")" >>"$out/shim_start.csv"
 done
-pct() { awk -F, -v r="$1" 'NR>1 && $1==r {print $3}' "$out/shim_start.csv" | sort -n |
-  awk -v p="$2" '{a[NR]=$1} END {i=int(p*NR+0.999); if (i<1) i=1; printf "%.1f", a[i]}'; }
 {
   echo "ctr run --rm <busybox> id true, $n runs each, same containerd (husk shim in $mode mode):"
-  printf "  io.containerd.husk.v2   p50 %8.1f ms   p90 %8.1f ms\n" "$(pct husk 0.5)" "$(pct husk 0.9)"
-  printf "  io.containerd.runc.v2   p50 %8.1f ms   p90 %8.1f ms\n" "$(pct runc 0.5)" "$(pct runc 0.9)"
+  printf "  io.containerd.husk.v2   p50 %8.1f ms   p90 %8.1f ms\n" "$(pct "$out/shim_start.csv" husk 0.5)" "$(pct "$out/shim_start.csv" husk 0.9)"
+  printf "  io.containerd.runc.v2   p50 %8.1f ms   p90 %8.1f ms\n" "$(pct "$out/shim_start.csv" runc 0.5)" "$(pct "$out/shim_start.csv" runc 0.9)"
   printf "  ratio husk/runc: p50 %.2f   p90 %.2f\n" \
-    "$(awk -v a="$(pct husk 0.5)" -v b="$(pct runc 0.5)" 'BEGIN{print a/b}')" \
-    "$(awk -v a="$(pct husk 0.9)" -v b="$(pct runc 0.9)" 'BEGIN{print a/b}')"
+    "$(awk -v a="$(pct "$out/shim_start.csv" husk 0.5)" -v b="$(pct "$out/shim_start.csv" runc 0.5)" 'BEGIN{print a/b}')" \
+    "$(awk -v a="$(pct "$out/shim_start.csv" husk 0.9)" -v b="$(pct "$out/shim_start.csv" runc 0.9)" 'BEGIN{print a/b}')"
 } | tee "$out/shim_start.txt"

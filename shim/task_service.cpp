@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "guest-agent/oci/spec.h"
 #include "github.com/containerd/cgroups/v2/stats/metrics.pb.h"
 #include "github.com/containerd/containerd/api/events/task.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
@@ -55,23 +56,16 @@ void set_time(google::protobuf::Timestamp* t, const timespec& ts) {
 // containerd's rootfs mounts (overlay or bind) onto <bundle>/rootfs.
 Status mount_rootfs(const task::CreateTaskRequest& req, const std::string& target) {
   for (const auto& m : req.rootfs()) {
-    unsigned long flags = 0;
-    std::string data;
-    for (const auto& o : m.options()) {
-      if (o == "ro") flags |= MS_RDONLY;
-      else if (o == "rw") continue;
-      else if (o == "bind") flags |= MS_BIND;
-      else if (o == "rbind") flags |= MS_BIND | MS_REC;
-      else if (o == "nosuid") flags |= MS_NOSUID;
-      else if (o == "nodev") flags |= MS_NODEV;
-      else if (o == "noexec") flags |= MS_NOEXEC;
-      else data += (data.empty() ? "" : ",") + o;
-    }
+    auto opts = agent::oci::parse_mount_options({m.options().begin(), m.options().end()});
+    if (!opts) return make_error("rootfs mount options: %s", opts.error().message.c_str());
     std::string type = m.type() == "bind" ? "" : m.type();
-    if (mount(m.source().c_str(), target.c_str(), type.empty() ? nullptr : type.c_str(), flags,
-              data.empty() ? nullptr : data.c_str()) != 0)
+    if (mount(m.source().c_str(), target.c_str(), type.empty() ? nullptr : type.c_str(), opts->flags,
+              opts->data.empty() ? nullptr : opts->data.c_str()) != 0)
       return make_error("mounting the rootfs (%s %s) on %s: %s", m.type().c_str(), m.source().c_str(), target.c_str(),
                         strerror(errno));
+    for (unsigned long p : opts->propagation)
+      if (mount(nullptr, target.c_str(), nullptr, p, nullptr) != 0)
+        return make_error("rootfs propagation on %s: %s", target.c_str(), strerror(errno));
   }
   return {};
 }

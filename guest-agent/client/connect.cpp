@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "common/unique_fd.h"
-#include "common/unix_socket.h"
+#include "common/sockets.h"
 #include "proto/agent.grpc.pb.h"
 
 namespace husk::agent_client {
@@ -41,18 +41,6 @@ Result<UniqueFd> hybrid_vsock(const std::string& path, unsigned port, Clock::tim
     if (line.size() > 64) return make_error("%s: bad CONNECT answer", path.c_str());
   }
   if (line.rfind("OK ", 0) != 0) return make_error("%s: CONNECT %u answered \"%s\"", path.c_str(), port, line.c_str());
-  return fd;
-}
-
-Result<UniqueFd> kernel_vsock(unsigned cid, unsigned port) {
-  UniqueFd fd(socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return make_error("vsock socket: %s", strerror(errno));
-  sockaddr_vm addr{};
-  addr.svm_family = AF_VSOCK;
-  addr.svm_cid = cid;
-  addr.svm_port = port;
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return make_error("vsock connect %u:%u: %s", cid, port, strerror(errno));
   return fd;
 }
 
@@ -92,7 +80,7 @@ Result<std::shared_ptr<grpc::Channel>> connect(const std::string& address, std::
   std::string where = rest.substr(0, colon);
   for (int attempt = 0;; attempt++) {
     auto fd = hybrid ? hybrid_vsock(where, port, deadline)
-                     : kernel_vsock(static_cast<unsigned>(std::strtoul(where.c_str(), nullptr, 10)), port);
+                     : connect_vsock(static_cast<unsigned>(std::strtoul(where.c_str(), nullptr, 10)), port);
     if (fd) {
       auto ch = grpc::CreateCustomInsecureChannelFromFd("husk-agent", fd->release(), args);
       if (healthy(ch, deadline, &last)) return ch;

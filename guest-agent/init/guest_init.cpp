@@ -18,6 +18,7 @@
 #include <string>
 
 #include "common/log.h"
+#include "common/sockets.h"
 #include "common/unique_fd.h"
 
 namespace husk::agent {
@@ -105,17 +106,9 @@ Status bring_up_loopback() {
 }
 
 bool connect_log_port(unsigned port) {
-  int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_vm addr{};
-  addr.svm_family = AF_VSOCK;
-  addr.svm_cid = VMADDR_CID_HOST;
-  addr.svm_port = port;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return false;
-  }
-  log::add_sink(fd);  // lives as long as the agent
+  auto fd = connect_vsock(VMADDR_CID_HOST, port);
+  if (!fd) return false;
+  log::add_sink(fd->release());  // lives as long as the agent
   return true;
 }
 

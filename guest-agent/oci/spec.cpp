@@ -246,24 +246,12 @@ Mount parse_mount(const json& j, const std::string& where) {
   if (auto* v = field(j, "type")) m.type = get_string(*v, where + ".type");
   if (auto* v = field(j, "source")) m.source = get_string(*v, where + ".source");
   if (auto* v = field(j, "options")) {
-    for (const auto& opt : get_strings(*v, where + ".options", 256)) {
-      if (auto it = mount_options().find(opt); it != mount_options().end()) {
-        if (it->second.clear) {
-          m.flags &= ~it->second.flag;
-          m.clear_flags |= it->second.flag;
-        } else {
-          m.flags |= it->second.flag;
-        }
-      } else if (auto p = propagation_options().find(opt); p != propagation_options().end()) {
-        m.propagation.push_back(p->second);
-      } else if (opt.rfind("tmpcopyup", 0) == 0 || opt.rfind("idmap", 0) == 0 || opt.rfind("ridmap", 0) == 0) {
-        fail(where + ".options", "\"" + opt + "\" is not supported");
-      } else {
-        if (opt.find(',') != std::string::npos) fail(where + ".options", "\"" + opt + "\" contains a comma");
-        if (!m.data.empty()) m.data += ',';
-        m.data += opt;
-      }
-    }
+    auto opts = parse_mount_options(get_strings(*v, where + ".options", 256));
+    if (!opts) fail(where + ".options", opts.error().message);
+    m.flags = opts->flags;
+    m.clear_flags = opts->clear_flags;
+    m.propagation = std::move(opts->propagation);
+    m.data = std::move(opts->data);
   }
   m.bind = (m.flags & MS_BIND) != 0 || m.type == "bind";
   if (m.bind) {
@@ -602,6 +590,29 @@ Result<T> parse_with(std::string_view text, const char* what, F&& f) {
 }
 
 }  // namespace
+
+Result<MountOptions> parse_mount_options(const std::vector<std::string>& options) {
+  MountOptions m;
+  for (const auto& opt : options) {
+    if (auto it = mount_options().find(opt); it != mount_options().end()) {
+      if (it->second.clear) {
+        m.flags &= ~it->second.flag;
+        m.clear_flags |= it->second.flag;
+      } else {
+        m.flags |= it->second.flag;
+      }
+    } else if (auto p = propagation_options().find(opt); p != propagation_options().end()) {
+      m.propagation.push_back(p->second);
+    } else if (opt.rfind("tmpcopyup", 0) == 0 || opt.rfind("idmap", 0) == 0 || opt.rfind("ridmap", 0) == 0) {
+      return Error{"\"" + opt + "\" is not supported"};
+    } else {
+      if (opt.find(',') != std::string::npos) return Error{"\"" + opt + "\" contains a comma"};
+      if (!m.data.empty()) m.data += ',';
+      m.data += opt;
+    }
+  }
+  return m;
+}
 
 bool Spec::has_namespace(int type) const { return find_namespace(type) != nullptr; }
 

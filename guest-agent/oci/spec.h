@@ -137,6 +137,17 @@ inline constexpr size_t kMaxStringBytes = 128 << 10;  // execve's MAX_ARG_STRLEN
 inline constexpr size_t kMaxArgvEnvBytes = 1 << 20;
 inline constexpr size_t kMaxMounts = 1024;
 
+// fstab-style mount options ("ro", "rbind", "rslave", "size=64k", ...) split into mount(2)
+// flags, flags explicitly cleared, propagation changes and filesystem data. Used for
+// config.json mounts and for the rootfs mounts containerd hands the shim.
+struct MountOptions {
+  unsigned long flags = 0;
+  unsigned long clear_flags = 0;
+  std::vector<unsigned long> propagation;
+  std::string data;
+};
+Result<MountOptions> parse_mount_options(const std::vector<std::string>& options);
+
 Result<Spec> parse_spec(std::string_view json);
 Result<Process> parse_process(std::string_view json);
 Result<Resources> parse_resources(std::string_view json);

@@ -209,7 +209,7 @@ int Cgroup::signal_all(int sig) const {
 Status Cgroup::kill_all(int timeout_ms) const {
   for (int waited = 0; waited <= timeout_ms; waited += 5) {
     // A frozen task cannot die until thawed.
-    if (frozen()) (void)const_cast<Cgroup*>(this)->write("cgroup.freeze", "0");
+    if (frozen()) (void)write("cgroup.freeze", "0");
     if (exists(path_ + "/cgroup.kill")) {
       (void)write("cgroup.kill", "1");
     } else {

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
-#include "common/unix_socket.h"
+#include "common/sockets.h"
 
 namespace husk::agent {
 

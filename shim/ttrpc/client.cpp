@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "common/unix_socket.h"
+#include "common/sockets.h"
 #include "proto/ttrpc.pb.h"
 
 namespace husk::ttrpc {

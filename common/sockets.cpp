@@ -1,6 +1,7 @@
-#include "common/unix_socket.h"
+#include "common/sockets.h"
 
 #include <sys/socket.h>
+#include <linux/vm_sockets.h>
 #include <sys/un.h>
 
 #include <cerrno>
@@ -17,6 +18,18 @@ Result<UniqueFd> connect_unix(const std::string& path) {
   if (!fd) return make_error("socket: %s", strerror(errno));
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
     return make_error("connect %s: %s", path.c_str(), strerror(errno));
+  return fd;
+}
+
+Result<UniqueFd> connect_vsock(unsigned cid, unsigned port) {
+  UniqueFd fd(socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return make_error("vsock socket: %s", strerror(errno));
+  sockaddr_vm addr{};
+  addr.svm_family = AF_VSOCK;
+  addr.svm_cid = cid;
+  addr.svm_port = port;
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return make_error("vsock connect %u:%u: %s", cid, port, strerror(errno));
   return fd;
 }
 
