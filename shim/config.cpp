@@ -1,9 +1,12 @@
 #include "shim/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "github.com/containerd/containerd/pkg/runtimeoptions/v1/api.pb.h"
 
 namespace husk::shim {
 
@@ -25,6 +28,11 @@ Result<Config> load_config(const std::string& given) {
   ss << f.rdbuf();
   try {
     auto j = nlohmann::json::parse(ss.str());
+    static const char* known[] = {"mode", "vmm", "kernel", "initramfs", "virtiofsd", "agent", "log_level",
+                                  "vcpus", "memory_mib", "agent_timeout_ms", "state_dir"};
+    for (const auto& [k, v] : j.items())
+      if (std::find(std::begin(known), std::end(known), k) == std::end(known))
+        return make_error("shim config %s: unknown field \"%s\"", path.c_str(), k.c_str());
     auto str = [&](const char* k, std::string* v) {
       if (j.contains(k)) *v = j.at(k).get<std::string>();
     };
@@ -38,6 +46,7 @@ Result<Config> load_config(const std::string& given) {
     str("virtiofsd", &c.virtiofsd);
     str("agent", &c.agent);
     str("log_level", &c.log_level);
+    str("state_dir", &c.state_dir);
     num("vcpus", &c.vcpus);
     num("memory_mib", &c.memory_mib);
     num("agent_timeout_ms", &c.agent_timeout_ms);
@@ -45,8 +54,79 @@ Result<Config> load_config(const std::string& given) {
     return make_error("shim config %s: %s", path.c_str(), e.what());
   }
   if (c.mode != "vm" && c.mode != "host") return make_error("shim config %s: mode must be \"vm\" or \"host\"", path.c_str());
+  if (c.state_dir.empty() || c.state_dir[0] != '/' || c.state_dir.size() > 60)
+    return make_error("shim config %s: state_dir must be an absolute path of at most 60 characters (sockets live under it)", path.c_str());
   if (c.vcpus == 0 || c.vcpus > 64) return make_error("shim config %s: vcpus must be 1-64", path.c_str());
   if (c.memory_mib < 64) return make_error("shim config %s: memory_mib must be at least 64", path.c_str());
+  return c;
+}
+
+Result<std::string> config_path_from(const google::protobuf::Any& options) {
+  if (options.type_url().empty()) return std::string();
+  if (options.type_url() != "runtimeoptions.v1.Options" && options.type_url() != "type.googleapis.com/runtimeoptions.v1.Options")
+    return std::string();
+  runtimeoptions::v1::Options o;
+  if (!o.ParseFromString(options.value())) return make_error("runtime options (runtimeoptions.v1.Options) do not parse");
+  return o.config_path();
+}
+
+namespace {
+
+// An annotation holding an unsigned number; absent → 0.
+Result<uint64_t> number(const nlohmann::json& ann, const char* key) {
+  if (!ann.is_object() || !ann.contains(key)) return uint64_t{0};
+  const auto& v = ann.at(key);
+  if (!v.is_string()) return make_error("annotation %s must be a string", key);
+  const std::string& s = v.get_ref<const std::string&>();
+  uint64_t n = 0;
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos)
+    return make_error("annotation %s=\"%s\" is not a number", key, s.c_str());
+  n = std::stoull(s);
+  return n;
+}
+
+// A JSON number at spec.linux.resources.<a>.<b>; absent or not positive → 0.
+uint64_t resource(const nlohmann::json& spec, const char* a, const char* b) {
+  const nlohmann::json* r = &spec;
+  for (const char* k : {"linux", "resources", a, b}) {
+    if (!r->is_object() || !r->contains(k)) return 0;
+    r = &r->at(k);
+  }
+  if (r->is_number_unsigned()) return r->get<uint64_t>();
+  if (r->is_number_integer() && r->get<int64_t>() > 0) return static_cast<uint64_t>(r->get<int64_t>());
+  return 0;
+}
+
+}  // namespace
+
+Result<Config> size_for(Config c, const nlohmann::json& spec) {
+  const nlohmann::json& ann = spec.is_object() && spec.contains("annotations") ? spec.at("annotations") : nlohmann::json();
+  auto vcpus = number(ann, kVcpusAnnotation);
+  auto mem = number(ann, kMemoryAnnotation);
+  auto pod_quota = number(ann, "io.kubernetes.cri.sandbox-cpu-quota");
+  auto pod_period = number(ann, "io.kubernetes.cri.sandbox-cpu-period");
+  auto pod_mem = number(ann, "io.kubernetes.cri.sandbox-memory");
+  for (const auto* r : {&vcpus, &mem, &pod_quota, &pod_period, &pod_mem})
+    if (!*r) return r->error();
+  uint64_t quota = *pod_quota ? *pod_quota : resource(spec, "cpu", "quota");
+  uint64_t period = *pod_quota ? *pod_period : resource(spec, "cpu", "period");
+  uint64_t limit = *pod_mem ? *pod_mem : resource(spec, "memory", "limit");
+  if (*vcpus) {
+    if (*vcpus > 64) return make_error("annotation %s=%llu: at most 64 vCPUs", kVcpusAnnotation, static_cast<unsigned long long>(*vcpus));
+    c.vcpus = static_cast<unsigned>(*vcpus);
+  } else if (quota > 0) {
+    if (period == 0) period = 100000;  // the kernel's default CFS period
+    c.vcpus = static_cast<unsigned>(std::clamp<uint64_t>((quota + period - 1) / period, c.vcpus, 64));
+  }
+  constexpr uint64_t kMaxMib = 1 << 20;  // 1 TiB: beyond that a number is a mistake
+  if (*mem) {
+    if (*mem < 64 || *mem > kMaxMib)
+      return make_error("annotation %s=%llu: must be 64-%llu MiB", kMemoryAnnotation, static_cast<unsigned long long>(*mem),
+                        static_cast<unsigned long long>(kMaxMib));
+    c.memory_mib = static_cast<unsigned>(*mem);
+  } else if (limit > 0 && limit < (kMaxMib << 20)) {
+    c.memory_mib = static_cast<unsigned>(std::min<uint64_t>(c.memory_mib + ((limit + (1 << 20) - 1) >> 20), kMaxMib));
+  }
   return c;
 }
 

@@ -1,9 +1,13 @@
 // The shim's configuration: a JSON file (runtime option ConfigPath, else $HUSK_SHIM_CONFIG,
-// else /etc/husk/shim.json; every field optional). "mode": "vm" boots a husk microVM per
+// else /etc/husk/shim.json; every field optional; unknown fields are errors so a typo is not
+// silently ignored). "mode": "vm" boots a husk microVM per
 // sandbox; "host" runs husk-agent on the host instead (runc-like isolation, for tests and
 // for comparing the shim path without a VM).
 #pragma once
 
+#include <google/protobuf/any.pb.h>
+
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/result.h"
@@ -21,9 +25,28 @@ struct Config {
   unsigned memory_mib = 256;
   unsigned agent_timeout_ms = 30000;
   std::string log_level = "info";
+  // Per-sandbox state (sockets, helper logs, the virtio-fs share): <state_dir>/<hash>.
+  std::string state_dir = "/run/husk";
 };
 
 // Reads `path` (or the default locations when empty); a missing default file means defaults.
 Result<Config> load_config(const std::string& path);
+
+// ConfigPath from the runtime options containerd sends with Create (and to `start` on stdin):
+// runtimeoptions.v1.Options, what `ctr run --runtime-config-path` and CRI's
+// `[…runtimes.husk.options] ConfigPath = "…"` produce. Empty when there is none; other
+// option types (runc's) carry no config path and are ignored.
+Result<std::string> config_path_from(const google::protobuf::Any& options);
+
+// Annotations that size a sandbox's VM, on its first container (the CRI sandbox container).
+inline constexpr const char* kVcpusAnnotation = "io.husk.vcpus";
+inline constexpr const char* kMemoryAnnotation = "io.husk.memory_mib";
+
+// The VM for a sandbox whose first container has OCI config `spec`: the annotations above
+// when present (absolute); otherwise the defaults grown by the container's limits — vCPUs
+// enough for its CPU quota, memory plus its memory limit (Kata's rule: the defaults cover
+// the guest kernel and agent, the limit is the workload's). CRI's sandbox-level annotations
+// (io.kubernetes.cri.sandbox-cpu-quota/-period/-memory) count as the limits of a pod.
+Result<Config> size_for(Config base, const nlohmann::json& spec);
 
 }  // namespace husk::shim

@@ -18,7 +18,10 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/log.h"
+#include "common/sockets.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
 #include "shim/config.h"
 #include "shim/events.h"
@@ -59,9 +62,25 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-// A short, stable socket name per (containerd, namespace, container): FNV-1a over the triple.
-std::string socket_path(const Args& a) {
-  std::string key = a.get("address") + "/" + a.get("namespace") + "/" + a.get("id");
+// The pod a container belongs to: CRI puts io.kubernetes.cri.sandbox-id on the sandbox and on
+// every container of the pod; one shim (and one VM) serves them all. Anything else is its own
+// sandbox.
+std::string grouping(const Args& a) {
+  try {
+    std::ifstream f("config.json");  // start runs in the bundle directory
+    auto spec = nlohmann::json::parse(f);
+    const auto& ann = spec.at("annotations");
+    if (auto it = ann.find("io.kubernetes.cri.sandbox-id"); it != ann.end() && it->is_string() && !it->get<std::string>().empty())
+      return it->get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    // no annotations (or no readable config): a sandbox of its own; Create reports a bad config
+  }
+  return a.get("id");
+}
+
+// A short, stable socket name per (containerd, namespace, sandbox): FNV-1a over the triple.
+std::string socket_path(const Args& a, const std::string& group) {
+  std::string key = a.get("address") + "/" + a.get("namespace") + "/" + group;
   uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : key) {
     h ^= c;
@@ -72,10 +91,24 @@ std::string socket_path(const Args& a) {
   return buf;
 }
 
+void write_address(const std::string& address) {
+  // containerd re-reads the address after a restart: write it atomically.
+  std::ofstream("address.tmp") << address;
+  std::rename("address.tmp", "address");
+  std::fputs(address.c_str(), stdout);
+}
+
 int start(const Args& a) {
-  std::string path = socket_path(a);
+  std::string group = grouping(a);
+  std::string path = socket_path(a, group);
+  std::string address = "unix://" + path;
   std::filesystem::create_directories("/run/containerd/s");
-  unlink(path.c_str());
+  // A later container of a pod: its sandbox's shim is already serving.
+  if (auto fd = connect_unix(path); fd) {
+    write_address(address);
+    return 0;
+  }
+  unlink(path.c_str());  // stale: its shim is gone
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -84,7 +117,6 @@ int start(const Args& a) {
     std::fprintf(stderr, "containerd-shim-husk-v2: %s: %s\n", path.c_str(), strerror(errno));
     return 1;
   }
-  std::string address = "unix://" + path;
   pid_t pid = fork();
   if (pid < 0) return 1;
   if (pid == 0) {
@@ -99,7 +131,7 @@ int start(const Args& a) {
     std::string fdarg = std::to_string(fd);
     fcntl(fd, F_SETFD, 0);  // keep the listening socket across exec
     std::vector<std::string> args = {"containerd-shim-husk-v2", "-namespace", a.get("namespace"), "-address",
-                                     a.get("address"), "-id", a.get("id"), "-socket-fd", fdarg, "serve"};
+                                     a.get("address"), "-id", group, "-socket-fd", fdarg, "serve"};
     std::vector<char*> argv;
     for (auto& s : args) argv.push_back(s.data());
     argv.push_back(nullptr);
@@ -107,10 +139,7 @@ int start(const Args& a) {
     _exit(127);
   }
   close(fd);
-  // containerd re-reads the address after a restart: write it atomically.
-  std::ofstream("address.tmp") << address;
-  std::rename("address.tmp", "address");
-  std::fputs(address.c_str(), stdout);
+  write_address(address);
   return 0;
 }
 
@@ -120,9 +149,14 @@ int del(const Args& a) {
     char cwd[4096];
     if (getcwd(cwd, sizeof cwd)) bundle = cwd;
   }
-  // Whatever the server left behind (it may have been killed): helpers and the rootfs mount.
-  shim::Sandbox::kill_recorded(bundle);
-  umount2((bundle + "/rootfs").c_str(), MNT_DETACH);
+  // containerd runs `delete` whenever its connection to a shim closes, also after a clean
+  // Delete and for every container of a pod. While the sandbox's shim still serves, the
+  // container was deleted through it (or will be): nothing to clean. Otherwise whatever the
+  // dead server left behind goes: helpers and this container's root mount.
+  std::string address;
+  std::ifstream(bundle + "/address") >> address;
+  if (address.rfind("unix://", 0) == 0) address = address.substr(7);
+  if (address.empty() || !connect_unix(address)) shim::Sandbox::cleanup_after_crash(bundle, a.get("id"));
   containerd::task::v2::DeleteResponse resp;
   resp.set_exit_status(128 + SIGKILL);
   timespec now;
@@ -138,12 +172,7 @@ int serve(const Args& a) {
   signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   log::set_program("containerd-shim-husk-v2");
-  auto config = shim::load_config("");
-  if (!config) {
-    LOG_ERROR("%s", config.error().message.c_str());
-    return 1;
-  }
-  if (config->log_level == "debug" || !a.get("debug").empty()) log::set_level(log::Level::kDebug);
+  if (!a.get("debug").empty()) log::set_level(log::Level::kDebug);
   std::string ttrpc_address = getenv("TTRPC_ADDRESS") ? getenv("TTRPC_ADDRESS") : "";
   if (ttrpc_address.rfind("unix://", 0) == 0) ttrpc_address = ttrpc_address.substr(7);
   shim::Publisher events(ttrpc_address, a.get("namespace"));
@@ -151,7 +180,7 @@ int serve(const Args& a) {
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
   ttrpc::Server server(io);
-  shim::TaskService tasks(*config, a.get("namespace"), a.get("id"), &events, [&io] {
+  shim::TaskService tasks(a.get("namespace"), a.get("id"), &events, [&io] {
     // After the Shutdown answer has gone out.
     std::thread([&io] {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -159,13 +188,19 @@ int serve(const Args& a) {
     }).detach();
   });
   tasks.register_with(server);
-  if (auto s = server.adopt(std::atoi(a.get("socket-fd").c_str())); !s) {
+  int listen_fd = std::atoi(a.get("socket-fd").c_str());
+  sockaddr_un bound{};
+  socklen_t bound_len = sizeof bound;
+  getsockname(listen_fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
+  if (auto s = server.adopt(listen_fd); !s) {
     LOG_ERROR("%s", s.error().message.c_str());
     return 1;
   }
   server.start();
   io.run();
   server.stop();
+  // Nobody serves here any more; a later `start` for this sandbox binds afresh.
+  if (bound.sun_path[0] == '/') unlink(bound.sun_path);
   return 0;
 }
 

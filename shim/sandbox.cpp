@@ -3,13 +3,16 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "common/log.h"
@@ -19,6 +22,9 @@ extern char** environ;
 
 namespace husk::shim {
 namespace {
+
+constexpr const char* kPidsFile = "husk-pids";
+constexpr const char* kPointerFile = "husk-sandbox";  // in each bundle: the sandbox directory
 
 Result<pid_t> spawn(const std::vector<std::string>& argv, const std::string& log) {
   posix_spawn_file_actions_t fa;
@@ -36,10 +42,6 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const std::string& log
   return pid;
 }
 
-void record(const std::string& bundle, pid_t pid) {
-  std::ofstream(bundle + "/husk-pids", std::ios::app) << pid << "\n";
-}
-
 void terminate(pid_t pid) {
   if (pid <= 0) return;
   kill(pid, SIGTERM);
@@ -51,116 +53,183 @@ void terminate(pid_t pid) {
   waitpid(pid, nullptr, 0);  // ECHILD if already reaped: nothing to wait for
 }
 
-bool wait_for_socket(const std::string& path, int ms) {
-  for (int i = 0; i < ms / 5; i++) {
+bool wait_for_socket(const std::string& path, unsigned ms, pid_t owner) {
+  for (unsigned i = 0; i < ms / 5; i++) {
     struct stat st;
     if (stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+    if (waitpid(owner, nullptr, WNOHANG) == owner) return false;  // died: no point waiting
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return false;
 }
 
+// The end of a helper's log, for error messages: the helper's own words say why it failed,
+// and the sandbox directory (with the log) is gone once the failed sandbox is stopped.
+std::string log_tail(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  if (s.size() > 600) s = "…" + s.substr(s.size() - 600);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s.empty() ? "(empty log)" : s;
+}
+
+class Helpers {
+ public:
+  explicit Helpers(std::string dir) : file_(dir + "/" + kPidsFile) {}
+  void add(pid_t pid) {
+    pids_.push_back(pid);
+    std::ofstream(file_, std::ios::app) << pid << "\n";
+  }
+  // Newest first: the VMM goes before the virtiofsd it uses.
+  void stop_all() {
+    for (auto it = pids_.rbegin(); it != pids_.rend(); ++it) terminate(*it);
+    pids_.clear();
+    unlink(file_.c_str());
+  }
+  const std::vector<pid_t>& pids() const { return pids_; }
+
+ private:
+  std::string file_;
+  std::vector<pid_t> pids_;
+};
+
 class VmSandbox : public Sandbox {
  public:
-  VmSandbox(Config c, std::string bundle, std::string id) : c_(std::move(c)), bundle_(std::move(bundle)), id_(std::move(id)) {}
+  VmSandbox(Config c, std::string dir) : Sandbox(std::move(dir)), c_(std::move(c)), helpers_(dir_) {}
   ~VmSandbox() override { stop(); }
 
   Status start() override {
-    std::string fs_sock = bundle_ + "/virtiofs.sock", vsock = bundle_ + "/vsock.sock";
-    unlink(fs_sock.c_str());
-    unlink(vsock.c_str());
-    auto fsd = spawn({c_.virtiofsd, "--socket-path=" + fs_sock, "-o", "source=" + bundle_, "-o", "cache=none",
-                      "-o", "sandbox=chroot"}, bundle_ + "/virtiofsd.log");
+    std::string shared = dir_ + "/shared", fs_sock = dir_ + "/virtiofs.sock", vsock = dir_ + "/vsock.sock";
+    std::string fs_log = dir_ + "/virtiofsd.log", vmm_log = dir_ + "/vmm.log";
+    mkdir(shared.c_str(), 0700);
+    // sandbox=chroot keeps virtiofsd in our mount namespace: container roots mounted under
+    // <dir>/shared after it started are visible to the guest at once.
+    auto fsd = spawn({c_.virtiofsd, "--socket-path=" + fs_sock, "-o", "source=" + shared, "-o", "cache=none", "-o",
+                      "sandbox=chroot"}, fs_log);
     if (!fsd) return fsd.error();
-    virtiofsd_ = *fsd;
-    record(bundle_, virtiofsd_);
-    if (!wait_for_socket(fs_sock, 5000)) return make_error("virtiofsd did not create %s (see virtiofsd.log)", fs_sock.c_str());
+    helpers_.add(*fsd);
+    if (!wait_for_socket(fs_sock, 5000, *fsd)) return make_error("virtiofsd did not start: %s", log_tail(fs_log).c_str());
     auto vmm = spawn({c_.vmm, "--kernel", c_.kernel, "--initrd", c_.initramfs, "--vcpus", std::to_string(c_.vcpus),
                       "--mem", std::to_string(c_.memory_mib), "--vsock", "3," + vsock, "--fs", "husk," + fs_sock,
                       "--cmdline", "console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet"},
-                     bundle_ + "/vmm.log");
+                     vmm_log);
     if (!vmm) return vmm.error();
-    vmm_ = *vmm;
-    record(bundle_, vmm_);
-    if (!wait_for_socket(vsock, 5000)) return make_error("husk-vmm did not create %s (see vmm.log)", vsock.c_str());
+    helpers_.add(*vmm);
+    if (!wait_for_socket(vsock, 5000, *vmm)) return make_error("husk-vmm did not start: %s", log_tail(vmm_log).c_str());
     auto ch = agent_client::connect("hvsock:" + vsock + ":1024", std::chrono::milliseconds(c_.agent_timeout_ms));
-    if (!ch) return make_error("sandbox %s: %s (see %s/vmm.log)", id_.c_str(), ch.error().message.c_str(), bundle_.c_str());
+    if (!ch) return make_error("%s; VMM log: %s", ch.error().message.c_str(), log_tail(vmm_log).c_str());
     channel_ = *ch;
     return {};
   }
   std::shared_ptr<grpc::Channel> channel() const override { return channel_; }
-  agent::v1::Rootfs rootfs() const override {
+  std::string rootfs_dir(const std::string& id, const std::string&) const override { return dir_ + "/shared/" + id + "/rootfs"; }
+  agent::v1::Rootfs rootfs(const std::string& id, const std::string&) const override {
     agent::v1::Rootfs r;
     r.set_virtiofs_tag("husk");
-    r.set_subpath("rootfs");
+    r.set_subpath(id + "/rootfs");
     return r;
   }
   void stop() override {
     channel_.reset();
-    terminate(vmm_);
-    terminate(virtiofsd_);
-    vmm_ = virtiofsd_ = -1;
-    unlink((bundle_ + "/husk-pids").c_str());
+    helpers_.stop_all();
+    remove_dir(dir_);
   }
+  std::vector<pid_t> pids() const override { return helpers_.pids(); }
 
  private:
   Config c_;
-  std::string bundle_, id_;
-  pid_t virtiofsd_ = -1, vmm_ = -1;
+  Helpers helpers_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 
 class HostSandbox : public Sandbox {
  public:
-  HostSandbox(Config c, std::string bundle, std::string id) : c_(std::move(c)), bundle_(std::move(bundle)), id_(std::move(id)) {}
+  HostSandbox(Config c, std::string dir) : Sandbox(std::move(dir)), c_(std::move(c)), helpers_(dir_) {}
   ~HostSandbox() override { stop(); }
 
   Status start() override {
-    std::string sock = bundle_ + "/agent.sock";
-    auto pid = spawn({c_.agent, "--listen", "unix:" + sock, "--state-dir", bundle_ + "/agent-state", "--cgroup-parent",
-                      "/husk-shim", "--ignore-missing-controllers", "--log-level", c_.log_level}, bundle_ + "/agent.log");
+    std::string sock = dir_ + "/agent.sock", log = dir_ + "/agent.log";
+    auto pid = spawn({c_.agent, "--listen", "unix:" + sock, "--state-dir", dir_ + "/agent-state", "--cgroup-parent",
+                      "/husk-shim", "--ignore-missing-controllers", "--log-level", c_.log_level}, log);
     if (!pid) return pid.error();
-    agent_ = *pid;
-    record(bundle_, agent_);
-    if (!wait_for_socket(sock, c_.agent_timeout_ms)) return make_error("husk-agent did not listen on %s (see agent.log)", sock.c_str());
+    helpers_.add(*pid);
+    if (!wait_for_socket(sock, c_.agent_timeout_ms, *pid)) return make_error("husk-agent did not listen: %s", log_tail(log).c_str());
     auto ch = agent_client::connect("unix:" + sock, std::chrono::milliseconds(c_.agent_timeout_ms));
     if (!ch) return ch.error();
     channel_ = *ch;
     return {};
   }
   std::shared_ptr<grpc::Channel> channel() const override { return channel_; }
-  agent::v1::Rootfs rootfs() const override {
+  std::string rootfs_dir(const std::string&, const std::string& bundle) const override { return bundle + "/rootfs"; }
+  agent::v1::Rootfs rootfs(const std::string&, const std::string& bundle) const override {
     agent::v1::Rootfs r;
-    r.set_path(bundle_ + "/rootfs");
+    r.set_path(bundle + "/rootfs");
     return r;
   }
   void stop() override {
     channel_.reset();
-    terminate(agent_);  // SIGTERM: the agent removes its containers first
-    agent_ = -1;
-    unlink((bundle_ + "/husk-pids").c_str());
+    helpers_.stop_all();  // SIGTERM: the agent removes its containers first
+    remove_dir(dir_);
   }
+  std::vector<pid_t> pids() const override { return helpers_.pids(); }
 
  private:
   Config c_;
-  std::string bundle_, id_;
-  pid_t agent_ = -1;
+  Helpers helpers_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 
 }  // namespace
 
-void Sandbox::kill_recorded(const std::string& bundle) {
-  std::ifstream f(bundle + "/husk-pids");
-  pid_t pid;
-  while (f >> pid)
-    if (pid > 1) kill(pid, SIGKILL);
-  unlink((bundle + "/husk-pids").c_str());
+std::string Sandbox::dir_for(const std::string& root, const std::string& ns, const std::string& sandbox_id) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : ns + "/" + sandbox_id) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "/%016llx", static_cast<unsigned long long>(h));
+  return root + buf;
 }
 
-std::unique_ptr<Sandbox> make_sandbox(const Config& c, const std::string& bundle, const std::string& id) {
-  if (c.mode == "host") return std::make_unique<HostSandbox>(c, bundle, id);
-  return std::make_unique<VmSandbox>(c, bundle, id);
+void Sandbox::cleanup_after_crash(const std::string& bundle, const std::string& id) {
+  umount2((bundle + "/rootfs").c_str(), MNT_DETACH);
+  std::string dir;
+  std::ifstream(bundle + "/" + kPointerFile) >> dir;
+  unlink((bundle + "/" + kPointerFile).c_str());
+  // Only what write_pointer wrote: an absolute path to a sandbox directory.
+  if (dir.empty() || dir[0] != '/' || dir.find("/..") != std::string::npos) return;
+  {
+    std::ifstream f(dir + "/" + kPidsFile);
+    pid_t pid;
+    while (f >> pid)
+      if (pid > 1) kill(pid, SIGKILL);
+  }
+  unlink((dir + "/" + kPidsFile).c_str());
+  std::string root = dir + "/shared/" + id;
+  umount2((root + "/rootfs").c_str(), MNT_DETACH);
+  rmdir((root + "/rootfs").c_str());
+  rmdir(root.c_str());
+  // Other containers of the pod may still have roots mounted here: their deletes finish it.
+  remove_dir(dir);
+}
+
+void Sandbox::remove_dir(const std::string& dir) {
+  std::error_code ec;
+  if (rmdir((dir + "/shared").c_str()) == 0 || errno == ENOENT) std::filesystem::remove_all(dir, ec);
+}
+
+void Sandbox::write_pointer(const std::string& bundle, const std::string& dir) {
+  std::ofstream(bundle + "/" + kPointerFile) << dir << "\n";
+}
+
+std::unique_ptr<Sandbox> make_sandbox(const Config& c, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (c.mode == "host") return std::make_unique<HostSandbox>(c, dir);
+  return std::make_unique<VmSandbox>(c, dir);
 }
 
 }  // namespace husk::shim

@@ -1,8 +1,10 @@
-// Where a sandbox's agent runs. VmSandbox: virtiofsd exporting the bundle directory, husk-vmm
-// booting the agent initramfs, the agent reached over the VMM's hybrid vsock socket.
-// HostSandbox: husk-agent as a host process on a unix socket in the bundle. Both stop every
-// helper they started (SIGKILL after a grace period) and record pids in the bundle so a
-// `delete` after a crash can still clean up.
+// Where a sandbox's agent runs, shared by every container of a pod. VmSandbox: virtiofsd
+// exporting <dir>/shared, husk-vmm booting the agent initramfs, the agent reached over the
+// VMM's hybrid vsock socket. HostSandbox: husk-agent as a host process on <dir>/agent.sock.
+// Container roots are mounted under the directory the sandbox names for them, so one export
+// serves containers created after the VM booted. Both stop every helper they started (SIGKILL
+// after a grace period) and record pids in <dir>/husk-pids so a `delete` after a shim crash
+// can still clean up.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -23,13 +25,31 @@ class Sandbox {
   virtual ~Sandbox() = default;
   virtual Status start() = 0;
   virtual std::shared_ptr<grpc::Channel> channel() const = 0;
-  // How the agent finds a container's root prepared at <bundle>/rootfs on the host.
-  virtual agent::v1::Rootfs rootfs() const = 0;
+  // The host directory where container `id` (bundle `bundle`) gets its root mounted.
+  virtual std::string rootfs_dir(const std::string& id, const std::string& bundle) const = 0;
+  // How the agent finds that root.
+  virtual agent::v1::Rootfs rootfs(const std::string& id, const std::string& bundle) const = 0;
   virtual void stop() = 0;
-  // Processes to kill if the shim dies before stop(): one pid per line in <bundle>/husk-pids.
-  static void kill_recorded(const std::string& bundle);
+  // Pids of the helpers, for benchmarks and `husk-pids`.
+  virtual std::vector<pid_t> pids() const = 0;
+  const std::string& dir() const { return dir_; }
+
+  // The state directory of sandbox `sandbox_id` in namespace `ns` under `root`: short (sockets
+  // live in it) whatever the ids' length.
+  static std::string dir_for(const std::string& root, const std::string& ns, const std::string& sandbox_id);
+  // After a shim died: kill the recorded helpers, unmount container `id`'s root, remove what is
+  // left of the sandbox directory once no container root is mounted in it.
+  static void cleanup_after_crash(const std::string& bundle, const std::string& id);
+  // Records in the bundle which sandbox directory the container belongs to.
+  static void write_pointer(const std::string& bundle, const std::string& dir);
+
+ protected:
+  explicit Sandbox(std::string dir) : dir_(std::move(dir)) {}
+  // Removes the directory unless a container root is still mounted under it.
+  static void remove_dir(const std::string& dir);
+  std::string dir_;
 };
 
-std::unique_ptr<Sandbox> make_sandbox(const Config& c, const std::string& bundle, const std::string& id);
+std::unique_ptr<Sandbox> make_sandbox(const Config& c, const std::string& dir);
 
 }  // namespace husk::shim

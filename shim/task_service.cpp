@@ -5,11 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "github.com/containerd/containerd/api/types/task/task.pb.h"
 
 #include "common/log.h"
 #include "guest-agent/oci/spec.h"
@@ -70,32 +74,62 @@ Status mount_rootfs(const task::CreateTaskRequest& req, const std::string& targe
   return {};
 }
 
+// containerd's identifier rule (alphanumerics separated by single '.', '_' or '-', at most 76
+// characters); ids become path components here, so the shim checks it too.
+Status check_id(const std::string& id) {
+  bool ok = !id.empty() && id.size() <= 76 && std::isalnum(static_cast<unsigned char>(id.front())) &&
+            std::isalnum(static_cast<unsigned char>(id.back()));
+  for (size_t i = 0; ok && i < id.size(); i++) {
+    unsigned char c = static_cast<unsigned char>(id[i]);
+    if (std::isalnum(c)) continue;
+    ok = (c == '.' || c == '_' || c == '-') && std::isalnum(static_cast<unsigned char>(id[i + 1]));
+  }
+  if (!ok) return make_error("task id \"%s\" is not a valid identifier", id.c_str());
+  return {};
+}
+
 }  // namespace
 
 struct TaskService::Proc {
-  std::string exec_id;
+  std::string container_id, exec_id, bundle;
   uint32_t pid = 0;
   std::string stdin_path, stdout_path, stderr_path;
   bool terminal = false;
   std::string process_json;  // exec: the OCI Process
-  enum { kCreated, kRunning, kStopped } status = kCreated;
-  uint32_t exit_status = 0;
-  timespec exited_at{};
+  ProcessState st;           // guarded by mu
   std::mutex mu;
   std::condition_variable cv;
   std::thread out, err, waiter;
   std::shared_ptr<grpc::ClientContext> out_ctx, err_ctx;
 
+  std::string name() const { return exec_id.empty() ? container_id : exec_id; }
+  v1::ProcessRequest request() const {
+    v1::ProcessRequest r;
+    r.set_container_id(container_id);
+    r.set_exec_id(exec_id);
+    return r;
+  }
+  v1::ContainerRequest container() const {
+    v1::ContainerRequest r;
+    r.set_container_id(container_id);
+    return r;
+  }
   ~Proc() {
     for (auto* ctx : {out_ctx.get(), err_ctx.get()})
       if (ctx) ctx->TryCancel();
-    for (auto* t : {&out, &err, &waiter})
-      if (t->joinable()) t->join();
+    for (auto* t : {&out, &err, &waiter}) {
+      if (!t->joinable()) continue;
+      // The waiter may hold the last reference after Delete erased the process.
+      if (t->get_id() == std::this_thread::get_id())
+        t->detach();
+      else
+        t->join();
+    }
   }
 };
 
-TaskService::TaskService(Config config, std::string ns, std::string id, Publisher* events, std::function<void()> shutdown)
-    : config_(std::move(config)), ns_(std::move(ns)), id_(std::move(id)), events_(events), shutdown_(std::move(shutdown)) {}
+TaskService::TaskService(std::string ns, std::string sandbox_id, Publisher* events, std::function<void()> shutdown)
+    : ns_(std::move(ns)), sandbox_id_(std::move(sandbox_id)), events_(events), shutdown_(std::move(shutdown)) {}
 
 TaskService::~TaskService() { teardown(); }
 
@@ -124,27 +158,15 @@ void TaskService::register_with(ttrpc::Server& server) {
   });
 }
 
-v1::ContainerRequest TaskService::container_request() const {
-  v1::ContainerRequest r;
-  r.set_container_id(id_);
-  return r;
-}
-
-v1::ProcessRequest TaskService::process_request(const std::string& exec_id) const {
-  v1::ProcessRequest r;
-  r.set_container_id(id_);
-  r.set_exec_id(exec_id);
-  return r;
-}
-
 std::shared_ptr<TaskService::Proc> TaskService::find(const std::string& id, const std::string& exec_id, Reply* err) {
   std::lock_guard lk(mu_);
-  if (id != id_ || !agent_) {
+  auto t = tasks_.find(id);
+  if (t == tasks_.end()) {
     *err = Reply::error(ttrpc::kNotFound, "task " + id + " not found");
     return nullptr;
   }
-  auto it = procs_.find(exec_id);
-  if (it == procs_.end()) {
+  auto it = t->second.procs.find(exec_id);
+  if (it == t->second.procs.end()) {
     *err = Reply::error(ttrpc::kNotFound, "process " + exec_id + " not found in task " + id);
     return nullptr;
   }
@@ -154,7 +176,8 @@ std::shared_ptr<TaskService::Proc> TaskService::find(const std::string& id, cons
 void TaskService::start_io(const std::shared_ptr<Proc>& p) {
   // Output: agent stream → FIFO. Opened read-write so a reader that goes away never makes a
   // write fail with EPIPE, and the open never blocks.
-  auto pump = [this, p](bool is_err) {
+  auto agent = agent_;
+  auto pump = [agent, p](bool is_err) {
     const std::string& path = is_err ? p->stderr_path : p->stdout_path;
     if (path.empty()) return;
     int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -164,9 +187,9 @@ void TaskService::start_io(const std::shared_ptr<Proc>& p) {
     }
     auto ctx = std::make_shared<grpc::ClientContext>();
     (is_err ? p->err_ctx : p->out_ctx) = ctx;
-    (is_err ? p->err : p->out) = std::thread([this, p, fd, ctx, is_err] {
-      auto req = process_request(p->exec_id);
-      auto r = is_err ? agent_->ReadStderr(ctx.get(), req) : agent_->ReadStdout(ctx.get(), req);
+    (is_err ? p->err : p->out) = std::thread([agent, p, fd, ctx, is_err] {
+      auto req = p->request();
+      auto r = is_err ? agent->ReadStderr(ctx.get(), req) : agent->ReadStdout(ctx.get(), req);
       v1::IoChunk c;
       while (r->Read(&c)) {
         const std::string& d = c.data();
@@ -186,14 +209,14 @@ void TaskService::start_io(const std::shared_ptr<Proc>& p) {
   if (!p->stdin_path.empty()) {
     // Input: FIFO → agent. The open blocks until containerd's side opens for writing; detached
     // because containerd may never do so.
-    std::thread([this, p] {
+    std::thread([agent, p] {
       int fd = open(p->stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) return;
       grpc::ClientContext ctx;
       v1::Empty e;
-      auto w = agent_->WriteStdin(&ctx, &e);
+      auto w = agent->WriteStdin(&ctx, &e);
       v1::StdinChunk c;
-      c.set_container_id(id_);
+      c.set_container_id(p->container_id);
       c.set_exec_id(p->exec_id);
       w->Write(c);
       char buf[32768];
@@ -206,37 +229,38 @@ void TaskService::start_io(const std::shared_ptr<Proc>& p) {
       w->WritesDone();
       (void)w->Finish();
       grpc::ClientContext cctx;
-      (void)agent_->CloseStdin(&cctx, process_request(p->exec_id), &e);
+      (void)agent->CloseStdin(&cctx, p->request(), &e);
     }).detach();
   }
 }
 
 void TaskService::start_waiter(const std::shared_ptr<Proc>& p) {
-  p->waiter = std::thread([this, p] {
+  auto agent = agent_;
+  p->waiter = std::thread([this, agent, p] {
     grpc::ClientContext ctx;
     v1::WaitProcessResponse resp;
-    auto s = agent_->WaitProcess(&ctx, process_request(p->exec_id), &resp);
+    auto s = agent->WaitProcess(&ctx, p->request(), &resp);
     // The agent answers Wait once its streams delivered everything; let our copies finish
     // writing into the FIFOs before anyone hears of the exit.
     if (p->out.joinable()) p->out.join();
     if (p->err.joinable()) p->err.join();
-    {
-      std::lock_guard lk(p->mu);
-      p->status = Proc::kStopped;
-      p->exit_status = s.ok() ? static_cast<uint32_t>(resp.exit_status()) : 255;
-      if (s.ok()) {
-        p->exited_at.tv_sec = resp.exited_at().seconds();
-        p->exited_at.tv_nsec = resp.exited_at().nanos();
-      } else {
-        clock_gettime(CLOCK_REALTIME, &p->exited_at);
-      }
+    timespec at{};
+    if (s.ok()) {
+      at.tv_sec = resp.exited_at().seconds();
+      at.tv_nsec = resp.exited_at().nanos();
+    } else {
+      clock_gettime(CLOCK_REALTIME, &at);
     }
     ev::TaskExit e;
-    e.set_container_id(id_);
-    e.set_id(p->exec_id.empty() ? id_ : p->exec_id);
+    {
+      std::lock_guard lk(p->mu);
+      p->st.exited(s.ok() ? static_cast<uint32_t>(resp.exit_status()) : 255, at);
+      e.set_exit_status(p->st.exit_status());
+      set_time(e.mutable_exited_at(), p->st.exited_at());
+    }
+    e.set_container_id(p->container_id);
+    e.set_id(p->name());
     e.set_pid(p->pid);
-    e.set_exit_status(p->exit_status);
-    set_time(e.mutable_exited_at(), p->exited_at);
     events_->publish(e);
     events_->drain();
     p->cv.notify_all();
@@ -245,8 +269,8 @@ void TaskService::start_waiter(const std::shared_ptr<Proc>& p) {
 
 void TaskService::watch_oom() {
   oom_ctx_ = std::make_shared<grpc::ClientContext>();
-  oom_ = std::thread([this, ctx = oom_ctx_] {
-    auto r = agent_->GetOomEvents(ctx.get(), v1::OomEventsRequest());
+  oom_ = std::thread([this, agent = agent_, ctx = oom_ctx_] {
+    auto r = agent->GetOomEvents(ctx.get(), v1::OomEventsRequest());
     v1::OomEvent e;
     while (r->Read(&e)) {
       ev::TaskOOM oom;
@@ -257,73 +281,105 @@ void TaskService::watch_oom() {
   });
 }
 
+Status TaskService::start_sandbox(const google::protobuf::Any& options, const nlohmann::json& spec) {
+  auto path = config_path_from(options);
+  if (!path) return path.error();
+  auto config = load_config(*path);
+  if (!config) return config.error();
+  if (config->log_level == "debug") log::set_level(log::Level::kDebug);
+  auto sized = size_for(*config, spec);
+  if (!sized) return sized.error();
+  LOG_INFO("sandbox %s: %s mode, %u vCPUs, %u MiB", sandbox_id_.c_str(), sized->mode.c_str(), sized->vcpus, sized->memory_mib);
+  auto sandbox = make_sandbox(*sized, Sandbox::dir_for(sized->state_dir, ns_, sandbox_id_));
+  if (auto s = sandbox->start(); !s) {
+    sandbox->stop();
+    return s;
+  }
+  sandbox_ = std::move(sandbox);
+  agent_ = v1::Agent::NewStub(sandbox_->channel());
+  watch_oom();
+  return {};
+}
+
+void TaskService::release_rootfs(Task& t) {
+  if (t.rootfs.empty()) return;
+  umount2(t.rootfs.c_str(), MNT_DETACH);
+  // The per-container directory under the sandbox's share (<share>/<id>/rootfs), not a bundle's.
+  if (t.rootfs != t.bundle + "/rootfs") {
+    rmdir(t.rootfs.c_str());
+    rmdir(std::filesystem::path(t.rootfs).parent_path().c_str());
+  }
+  t.rootfs.clear();
+}
+
 Reply TaskService::create(const std::string& payload) {
   task::CreateTaskRequest req;
   if (!parse(payload, &req)) return bad_request();
   if (!req.checkpoint().empty()) return Reply::error(ttrpc::kUnimplemented, "husk does not restore checkpoints");
+  if (auto s = check_id(req.id()); !s) return Reply::error(ttrpc::kInvalidArgument, s.error().message);
+  std::string config_json = read_file(req.bundle() + "/config.json");
+  nlohmann::json spec;
+  try {
+    spec = nlohmann::json::parse(config_json);
+  } catch (const nlohmann::json::exception& e) {
+    return Reply::error(ttrpc::kInvalidArgument, std::string("config.json: ") + e.what());
+  }
   std::lock_guard lk(mu_);
-  if (agent_) return Reply::error(ttrpc::kAlreadyExists, "task " + req.id() + " already exists");
-  id_ = req.id();
-  bundle_ = req.bundle();
-  std::string rootfs = bundle_ + "/rootfs";
-  std::string config_json = read_file(bundle_ + "/config.json");
+  if (tasks_.count(req.id())) return Reply::error(ttrpc::kAlreadyExists, "task " + req.id() + " already exists");
+  bool first = !sandbox_;
+  if (first) {
+    if (auto s = start_sandbox(req.options(), spec); !s)
+      return Reply::error(ttrpc::kUnavailable, "starting sandbox " + sandbox_id_ + ": " + s.error().message);
+  }
+  Sandbox::write_pointer(req.bundle(), sandbox_->dir());
+  Task t;
+  t.bundle = req.bundle();
+  // On failure from here on abandon() undoes this container's mount, and the sandbox if it was
+  // booted for it.
+  std::string target = sandbox_->rootfs_dir(req.id(), req.bundle());
+  std::error_code ec;
+  std::filesystem::create_directories(target, ec);
   if (req.rootfs_size() > 0) {
-    if (auto s = mount_rootfs(req, rootfs); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
-    rootfs_mounted_ = true;
+    if (auto s = mount_rootfs(req, target); !s) return abandon(t, first, Reply::error(ttrpc::kFailedPrecondition, s.error().message));
+    t.rootfs = target;
   } else {
-    // `ctr run --rootfs DIR`: no mounts, root.path names DIR. Bind it to <bundle>/rootfs so
-    // both sandbox kinds find the root in one place (virtiofsd exports the bundle).
+    // `ctr run --rootfs DIR`: no mounts, root.path names DIR. Bind it where the sandbox looks.
     std::string root;
     try {
-      root = nlohmann::json::parse(config_json).at("root").at("path").get<std::string>();
+      root = spec.at("root").at("path").get<std::string>();
     } catch (const nlohmann::json::exception& e) {
-      return Reply::error(ttrpc::kInvalidArgument, std::string("config.json: root.path: ") + e.what());
+      return abandon(t, first, Reply::error(ttrpc::kInvalidArgument, std::string("config.json: root.path: ") + e.what()));
     }
-    if (!root.empty() && root[0] == '/' && root != rootfs) {
-      mkdir(rootfs.c_str(), 0755);
-      if (mount(root.c_str(), rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
-        return Reply::error(ttrpc::kFailedPrecondition, "binding " + root + " on " + rootfs + ": " + strerror(errno));
-      rootfs_mounted_ = true;
+    if (root.empty() || root[0] != '/') root = req.bundle() + "/" + root;
+    if (root != target) {
+      if (mount(root.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+        return abandon(t, first, Reply::error(ttrpc::kFailedPrecondition, "binding " + root + " on " + target + ": " + strerror(errno)));
+      t.rootfs = target;
     }
   }
-  sandbox_ = make_sandbox(config_, bundle_, id_);
-  if (auto s = sandbox_->start(); !s) {
-    sandbox_->stop();
-    sandbox_.reset();
-    if (rootfs_mounted_) umount2(rootfs.c_str(), MNT_DETACH);
-    rootfs_mounted_ = false;
-    return Reply::error(ttrpc::kUnavailable, "starting the sandbox: " + s.error().message);
-  }
-  agent_ = v1::Agent::NewStub(sandbox_->channel());
   v1::CreateContainerRequest creq;
-  creq.set_id(id_);
+  creq.set_id(req.id());
   creq.set_config_json(config_json);
-  *creq.mutable_rootfs() = sandbox_->rootfs();
+  *creq.mutable_rootfs() = sandbox_->rootfs(req.id(), req.bundle());
   bool io = !req.stdin().empty() || !req.stdout().empty() || !req.stderr().empty();
   creq.set_stdio(io ? v1::STDIO_STREAM : v1::STDIO_NULL);
   grpc::ClientContext ctx;
   v1::CreateContainerResponse cresp;
-  auto s = agent_->CreateContainer(&ctx, creq, &cresp);
-  if (!s.ok()) {
-    agent_.reset();
-    sandbox_->stop();
-    sandbox_.reset();
-    if (rootfs_mounted_) umount2(rootfs.c_str(), MNT_DETACH);
-    rootfs_mounted_ = false;
-    return from_grpc(s);
-  }
+  if (auto s = agent_->CreateContainer(&ctx, creq, &cresp); !s.ok()) return abandon(t, first, from_grpc(s));
   auto p = std::make_shared<Proc>();
+  p->container_id = req.id();
+  p->bundle = req.bundle();
   p->pid = static_cast<uint32_t>(cresp.pid());
   p->stdin_path = req.stdin();
   p->stdout_path = req.stdout();
   p->stderr_path = req.stderr();
   p->terminal = req.terminal();
-  procs_[""] = p;
+  t.procs[""] = p;
+  tasks_[req.id()] = std::move(t);
   start_io(p);
-  watch_oom();
   ev::TaskCreate e;
-  e.set_container_id(id_);
-  e.set_bundle(bundle_);
+  e.set_container_id(req.id());
+  e.set_bundle(req.bundle());
   *e.mutable_rootfs() = req.rootfs();
   e.mutable_io()->set_stdin(req.stdin());
   e.mutable_io()->set_stdout(req.stdout());
@@ -336,26 +392,45 @@ Reply TaskService::create(const std::string& payload) {
   return Reply::ok(resp.SerializeAsString());
 }
 
+Reply TaskService::abandon(Task& t, bool first, Reply r) {
+  release_rootfs(t);
+  if (first && tasks_.empty()) stop_sandbox();
+  return r;
+}
+
+void TaskService::stop_sandbox() {
+  if (oom_ctx_) oom_ctx_->TryCancel();
+  if (sandbox_) sandbox_->stop();  // ends every agent stream: waiters and pumps return
+  if (oom_.joinable()) oom_.join();
+  oom_ctx_.reset();
+  sandbox_.reset();
+  agent_.reset();
+}
+
 Reply TaskService::start(const std::string& payload) {
   task::StartRequest req;
   std::shared_ptr<Proc> p;
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
+  {
+    std::lock_guard lk(p->mu);
+    if (p->st.status() != ProcessState::Status::kCreated)
+      return Reply::error(ttrpc::kFailedPrecondition, ProcessState(p->st).start().error().message);
+  }
   grpc::ClientContext ctx;
   v1::Empty e;
   if (req.exec_id().empty()) {
-    v1::ContainerRequest cr = container_request();
-    if (auto s = agent_->StartContainer(&ctx, cr, &e); !s.ok()) return from_grpc(s);
+    if (auto s = agent_->StartContainer(&ctx, p->container(), &e); !s.ok()) return from_grpc(s);
     {
       std::lock_guard lk(p->mu);
-      p->status = Proc::kRunning;
+      (void)p->st.start();
     }
     ev::TaskStart ts;
-    ts.set_container_id(id_);
+    ts.set_container_id(p->container_id);
     ts.set_pid(p->pid);
     events_->publish(ts);
   } else {
     v1::ExecProcessRequest er;
-    er.set_container_id(id_);
+    er.set_container_id(p->container_id);
     er.set_exec_id(req.exec_id());
     er.set_process_json(p->process_json);
     bool io = !p->stdin_path.empty() || !p->stdout_path.empty() || !p->stderr_path.empty();
@@ -365,11 +440,11 @@ Reply TaskService::start(const std::string& payload) {
     {
       std::lock_guard lk(p->mu);
       p->pid = static_cast<uint32_t>(resp.pid());
-      p->status = Proc::kRunning;
+      (void)p->st.start();
     }
     start_io(p);
     ev::TaskExecStarted es;
-    es.set_container_id(id_);
+    es.set_container_id(p->container_id);
     es.set_exec_id(req.exec_id());
     es.set_pid(p->pid);
     events_->publish(es);
@@ -385,33 +460,25 @@ Reply TaskService::state(const std::string& payload) {
   std::shared_ptr<Proc> p;
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   task::StateResponse resp;
-  resp.set_id(req.exec_id().empty() ? id_ : req.exec_id());
+  resp.set_id(p->name());
   resp.set_exec_id(req.exec_id());
-  resp.set_bundle(bundle_);
+  resp.set_bundle(p->bundle);
   resp.set_stdin(p->stdin_path);
   resp.set_stdout(p->stdout_path);
   resp.set_stderr(p->stderr_path);
   resp.set_terminal(p->terminal);
   std::lock_guard lk(p->mu);
   resp.set_pid(p->pid);
-  switch (p->status) {
-    case Proc::kCreated: resp.set_status(types::CREATED); break;
-    case Proc::kStopped:
+  switch (p->st.status()) {
+    case ProcessState::Status::kCreated: resp.set_status(types::CREATED); break;
+    case ProcessState::Status::kRunning: resp.set_status(types::RUNNING); break;
+    case ProcessState::Status::kPaused: resp.set_status(types::PAUSED); break;
+    case ProcessState::Status::kStopped:
+    case ProcessState::Status::kDeleted:
       resp.set_status(types::STOPPED);
-      resp.set_exit_status(p->exit_status);
-      set_time(resp.mutable_exited_at(), p->exited_at);
+      resp.set_exit_status(p->st.exit_status());
+      set_time(resp.mutable_exited_at(), p->st.exited_at());
       break;
-    case Proc::kRunning: {
-      resp.set_status(types::RUNNING);
-      if (req.exec_id().empty()) {
-        grpc::ClientContext ctx;
-        v1::ContainerRequest cr = container_request();
-        v1::ContainerState st;
-        if (agent_->StateContainer(&ctx, cr, &st).ok() && st.status() == v1::ContainerState::PAUSED)
-          resp.set_status(types::PAUSED);
-      }
-      break;
-    }
   }
   return Reply::ok(resp.SerializeAsString());
 }
@@ -421,10 +488,10 @@ Reply TaskService::wait(const std::string& payload) {
   std::shared_ptr<Proc> p;
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   std::unique_lock lk(p->mu);
-  p->cv.wait(lk, [&] { return p->status == Proc::kStopped; });
+  p->cv.wait(lk, [&] { return p->st.status() == ProcessState::Status::kStopped || p->st.status() == ProcessState::Status::kDeleted; });
   task::WaitResponse resp;
-  resp.set_exit_status(p->exit_status);
-  set_time(resp.mutable_exited_at(), p->exited_at);
+  resp.set_exit_status(p->st.exit_status());
+  set_time(resp.mutable_exited_at(), p->st.exited_at());
   return Reply::ok(resp.SerializeAsString());
 }
 
@@ -434,7 +501,7 @@ Reply TaskService::kill(const std::string& payload) {
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
   v1::SignalProcessRequest sr;
-  sr.set_container_id(id_);
+  sr.set_container_id(p->container_id);
   sr.set_exec_id(req.exec_id());
   sr.set_signal(static_cast<int32_t>(req.signal()));
   sr.set_all(req.all());
@@ -447,78 +514,89 @@ Reply TaskService::del(const std::string& payload) {
   task::DeleteRequest req;
   std::shared_ptr<Proc> p;
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
+  task::DeleteResponse resp;
   {
     std::lock_guard lk(p->mu);
-    if (p->status == Proc::kRunning)
-      return Reply::error(ttrpc::kFailedPrecondition, "process " + (req.exec_id().empty() ? id_ : req.exec_id()) + " is still running");
+    if (auto s = p->st.remove(); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+    resp.set_pid(p->pid);
+    resp.set_exit_status(p->st.exit_status());
+    set_time(resp.mutable_exited_at(), p->st.exited_at());
   }
-  task::DeleteResponse resp;
-  resp.set_pid(p->pid);
-  resp.set_exit_status(p->exit_status);
-  set_time(resp.mutable_exited_at(), p->exited_at);
+  p->cv.notify_all();  // a Wait on a process deleted before it ever started
   if (!req.exec_id().empty()) {
     std::lock_guard lk(mu_);
-    procs_.erase(req.exec_id());
+    tasks_[req.id()].procs.erase(req.exec_id());
     return Reply::ok(resp.SerializeAsString());
   }
   {
     grpc::ClientContext ctx;
     v1::RemoveContainerRequest rr;
-    rr.set_container_id(id_);
+    rr.set_container_id(req.id());
     rr.set_force(true);  // a created-but-never-started init is still waiting for START
     v1::Empty e;
     if (auto s = agent_->RemoveContainer(&ctx, rr, &e); !s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND)
       return from_grpc(s);
   }
-  teardown();
+  Task t;
+  bool last;
+  {
+    std::lock_guard lk(mu_);
+    t = std::move(tasks_[req.id()]);
+    tasks_.erase(req.id());
+    release_rootfs(t);
+    last = tasks_.empty();
+    if (last) stop_sandbox();
+  }
+  t.procs.clear();
   ev::TaskDelete d;
-  d.set_container_id(id_);
+  d.set_container_id(req.id());
   d.set_pid(resp.pid());
   d.set_exit_status(resp.exit_status());
   *d.mutable_exited_at() = resp.exited_at();
-  d.set_id(id_);
+  d.set_id(req.id());
   events_->publish(d);
   events_->drain();
   return Reply::ok(resp.SerializeAsString());
 }
 
 void TaskService::teardown() {
-  std::map<std::string, std::shared_ptr<Proc>> procs;
-  std::unique_ptr<Sandbox> sandbox;
+  std::map<std::string, Task> tasks;
   {
     std::lock_guard lk(mu_);
-    procs.swap(procs_);
-    sandbox = std::move(sandbox_);
+    tasks.swap(tasks_);
+    stop_sandbox();
+    for (auto& [id, t] : tasks) release_rootfs(t);
   }
-  if (oom_ctx_) oom_ctx_->TryCancel();
-  if (sandbox) sandbox->stop();  // ends every agent stream: waiters and pumps return
-  procs.clear();
-  if (oom_.joinable()) oom_.join();
-  std::lock_guard lk(mu_);
-  agent_.reset();
-  if (rootfs_mounted_) {
-    umount2((bundle_ + "/rootfs").c_str(), MNT_DETACH);
-    rootfs_mounted_ = false;
-  }
+  tasks.clear();  // joins the process threads, whose streams ended with the sandbox
 }
 
 Reply TaskService::exec(const std::string& payload) {
   task::ExecProcessRequest req;
   if (!req.ParseFromString(payload)) return bad_request();
   // The exec does not exist yet: only the task has to.
-  if (Reply err; !find(req.id(), "", &err)) return err;
+  Reply err;
+  auto init = find(req.id(), "", &err);
+  if (!init) return err;
+  {
+    std::lock_guard lk(init->mu);
+    if (auto s = init->st.check_exec(); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+  }
+  if (req.exec_id().empty()) return Reply::error(ttrpc::kInvalidArgument, "exec_id is empty");
   std::lock_guard lk(mu_);
-  if (procs_.count(req.exec_id())) return Reply::error(ttrpc::kAlreadyExists, "exec " + req.exec_id() + " already exists");
+  auto& procs = tasks_[req.id()].procs;
+  if (procs.count(req.exec_id())) return Reply::error(ttrpc::kAlreadyExists, "exec " + req.exec_id() + " already exists");
   auto p = std::make_shared<Proc>();
+  p->container_id = req.id();
   p->exec_id = req.exec_id();
+  p->bundle = init->bundle;
   p->stdin_path = req.stdin();
   p->stdout_path = req.stdout();
   p->stderr_path = req.stderr();
   p->terminal = req.terminal();
   p->process_json = req.spec().value();  // JSON, type_url .../runtime-spec/1/Process
-  procs_[req.exec_id()] = p;
+  procs[req.exec_id()] = p;
   ev::TaskExecAdded e;
-  e.set_container_id(id_);
+  e.set_container_id(req.id());
   e.set_exec_id(req.exec_id());
   events_->publish(e);
   return empty_ok();
@@ -529,7 +607,7 @@ Reply TaskService::pids(const std::string& payload) {
   std::shared_ptr<Proc> p;
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
-  v1::ContainerRequest cr = container_request();
+  v1::ContainerRequest cr = p->container();
   v1::ListProcessesResponse lr;
   if (auto s = agent_->ListProcesses(&ctx, cr, &lr); !s.ok()) return from_grpc(s);
   task::PidsResponse resp;
@@ -542,7 +620,7 @@ Reply TaskService::stats(const std::string& payload) {
   std::shared_ptr<Proc> p;
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
-  v1::ContainerRequest cr = container_request();
+  v1::ContainerRequest cr = p->container();
   v1::ContainerStats st;
   if (auto s = agent_->StatsContainer(&ctx, cr, &st); !s.ok()) return from_grpc(s);
   io::containerd::cgroups::v2::Metrics m;
@@ -605,18 +683,26 @@ Reply TaskService::pause(const std::string& payload, bool frozen) {
   task::PauseRequest req;  // PauseRequest and ResumeRequest both carry only the id
   std::shared_ptr<Proc> p;
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
+  {
+    std::lock_guard lk(p->mu);
+    ProcessState next = p->st;
+    if (auto s = frozen ? next.pause() : next.resume(); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+  }
   grpc::ClientContext ctx;
-  v1::ContainerRequest cr = container_request();
   v1::Empty e;
-  auto s = frozen ? agent_->PauseContainer(&ctx, cr, &e) : agent_->ResumeContainer(&ctx, cr, &e);
+  auto s = frozen ? agent_->PauseContainer(&ctx, p->container(), &e) : agent_->ResumeContainer(&ctx, p->container(), &e);
   if (!s.ok()) return from_grpc(s);
+  {
+    std::lock_guard lk(p->mu);
+    (void)(frozen ? p->st.pause() : p->st.resume());  // may have exited meanwhile: then it stays stopped
+  }
   if (frozen) {
     ev::TaskPaused ev_;
-    ev_.set_container_id(id_);
+    ev_.set_container_id(p->container_id);
     events_->publish(ev_);
   } else {
     ev::TaskResumed ev_;
-    ev_.set_container_id(id_);
+    ev_.set_container_id(p->container_id);
     events_->publish(ev_);
   }
   return empty_ok();
@@ -628,7 +714,7 @@ Reply TaskService::resize_pty(const std::string& payload) {
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
   v1::ResizePtyRequest rr;
-  rr.set_container_id(id_);
+  rr.set_container_id(p->container_id);
   rr.set_exec_id(req.exec_id());
   rr.set_rows(req.height());
   rr.set_cols(req.width());
@@ -646,7 +732,7 @@ Reply TaskService::close_io(const std::string& payload) {
   if (req.stdin()) {
     grpc::ClientContext ctx;
     v1::Empty e;
-    (void)agent_->CloseStdin(&ctx, process_request(req.exec_id()), &e);
+    (void)agent_->CloseStdin(&ctx, p->request(), &e);
   }
   return empty_ok();
 }
@@ -657,7 +743,7 @@ Reply TaskService::update(const std::string& payload) {
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   grpc::ClientContext ctx;
   v1::UpdateContainerRequest ur;
-  ur.set_container_id(id_);
+  ur.set_container_id(p->container_id);
   ur.set_resources_json(req.resources().value());  // JSON LinuxResources
   v1::Empty e;
   if (auto s = agent_->UpdateContainer(&ctx, ur, &e); !s.ok()) return from_grpc(s);
@@ -669,8 +755,11 @@ Reply TaskService::connect(const std::string& payload) {
   if (!parse(payload, &req)) return bad_request();
   task::ConnectResponse resp;
   resp.set_shim_pid(static_cast<uint32_t>(getpid()));
-  std::lock_guard lk(mu_);
-  if (auto it = procs_.find(""); it != procs_.end()) resp.set_task_pid(it->second->pid);
+  {
+    std::lock_guard lk(mu_);
+    auto t = tasks_.find(req.id());
+    if (t != tasks_.end() && t->second.procs.count("")) resp.set_task_pid(t->second.procs.at("")->pid);
+  }
   resp.set_version("husk 0.1.0");
   return Reply::ok(resp.SerializeAsString());
 }
@@ -680,7 +769,7 @@ Reply TaskService::shutdown(const std::string& payload) {
   if (!parse(payload, &req)) return bad_request();
   {
     std::lock_guard lk(mu_);
-    if (!procs_.empty() && !req.now()) return empty_ok();  // tasks remain
+    if (!tasks_.empty() && !req.now()) return empty_ok();  // other containers of the pod remain
   }
   shutdown_();
   return empty_ok();

@@ -1,5 +1,7 @@
-// containerd.task.v2.Task for one sandbox, on top of husk-agent: each call becomes agent RPCs;
-// state containerd asks about (status, exit codes, stdio paths) is kept here; events go out
+// containerd.task.v2.Task for one sandbox (a pod: every container whose config names the same
+// io.kubernetes.cri.sandbox-id, or a lone container), on top of husk-agent. The first Create
+// boots the sandbox; later ones join it; the last Delete stops it. Each call becomes agent RPCs;
+// what containerd asks about (status, exit codes, stdio paths) is kept here; events go out
 // through the Publisher in containerd's order (create → start → exit → delete; exec-added →
 // exec-started → exit); output reaches containerd's FIFOs before the TaskExit event.
 #pragma once
@@ -15,6 +17,7 @@
 #include "proto/agent.grpc.pb.h"
 #include "shim/config.h"
 #include "shim/events.h"
+#include "shim/process_state.h"
 #include "shim/sandbox.h"
 #include "shim/ttrpc/server.h"
 
@@ -22,12 +25,18 @@ namespace husk::shim {
 
 class TaskService {
  public:
-  TaskService(Config config, std::string ns, std::string id, Publisher* events, std::function<void()> shutdown);
+  TaskService(std::string ns, std::string sandbox_id, Publisher* events, std::function<void()> shutdown);
   ~TaskService();
   void register_with(ttrpc::Server& server);
 
  private:
   struct Proc;
+  struct Task {
+    std::string bundle;
+    std::string rootfs;  // host directory holding containerd's mounts, "" when nothing was mounted
+    std::map<std::string, std::shared_ptr<Proc>> procs;  // "" = the container's init
+  };
+
   ttrpc::Reply create(const std::string& payload);
   ttrpc::Reply start(const std::string& payload);
   ttrpc::Reply state(const std::string& payload);
@@ -45,8 +54,8 @@ class TaskService {
   ttrpc::Reply shutdown(const std::string& payload);
 
   std::shared_ptr<Proc> find(const std::string& id, const std::string& exec_id, ttrpc::Reply* err);
-  // Every call's prologue: parse the request, find the task (and the exec, for requests that
-  // name one). False with *err set when either fails.
+  // Every call's prologue: parse the request, find the task's process (the exec, for requests
+  // that name one). False with *err set when either fails.
   template <class Req>
   bool begin_call(const std::string& payload, Req* req, std::shared_ptr<Proc>* p, ttrpc::Reply* err) {
     if (!req->ParseFromString(payload)) {
@@ -58,22 +67,28 @@ class TaskService {
     *p = find(req->id(), exec_id, err);
     return *p != nullptr;
   }
-  agent::v1::ContainerRequest container_request() const;
-  agent::v1::ProcessRequest process_request(const std::string& exec_id) const;
+  // Boots the sandbox for the first container; mu_ held.
+  Status start_sandbox(const google::protobuf::Any& options, const nlohmann::json& spec);
   void start_io(const std::shared_ptr<Proc>& p);
   void start_waiter(const std::shared_ptr<Proc>& p);
   void watch_oom();
+  // Unmounts a task's root; mu_ held.
+  static void release_rootfs(Task& t);
+  // A Create that failed part way: undo its mount, and the sandbox if it was booted for it and
+  // nothing else joined. mu_ held.
+  ttrpc::Reply abandon(Task& t, bool first, ttrpc::Reply r);
+  // mu_ held.
+  void stop_sandbox();
+  // Stops the sandbox with whatever still runs in it.
   void teardown();
 
-  Config config_;
-  std::string ns_, id_, bundle_;
+  std::string ns_, sandbox_id_;
   Publisher* events_;
   std::function<void()> shutdown_;
   std::mutex mu_;
   std::unique_ptr<Sandbox> sandbox_;
-  std::unique_ptr<agent::v1::Agent::Stub> agent_;
-  std::map<std::string, std::shared_ptr<Proc>> procs_;  // "" = the container's init
-  bool rootfs_mounted_ = false;
+  std::shared_ptr<agent::v1::Agent::Stub> agent_;
+  std::map<std::string, Task> tasks_;
   std::thread oom_;
   std::shared_ptr<grpc::ClientContext> oom_ctx_;
 };

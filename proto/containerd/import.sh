@@ -16,13 +16,14 @@ files=(
   github.com/containerd/containerd/api/events/task.proto
   github.com/containerd/containerd/api/services/ttrpc/events/v1/events.proto
   github.com/containerd/cgroups/v2/stats/metrics.proto
+  github.com/containerd/containerd/pkg/runtimeoptions/v1/api.proto
 )
 for f in "${files[@]}"; do
   [ -f "$src/$f" ] || { echo "missing $src/$f: scripts/setup.sh installs golang-github-containerd-*-dev" >&2; exit 1; }
   mkdir -p "$out/$(dirname "$f")"
   sed -E \
     -e '/^import weak /d' \
-    -e '/^[[:space:]]*import "gogoproto\/gogo.proto";/d' \
+    -e '/^[[:space:]]*import "(github.com\/gogo\/protobuf\/)?gogoproto\/gogo.proto";/d' \
     -e '/^[[:space:]]*option \((gogoproto|containerd\.plugin)\./d' \
     -e 's/[[:space:]]*\[\((gogoproto|containerd\.plugin)\.[^]]*\]//g' \
     "$src/$f" >"$out/$f.tmp"

@@ -4,12 +4,18 @@
 # `ctr image import`, then the ctr commands users run. MODE vm boots a husk microVM per task
 # (needs a KVM that boots Linux: run it through tests/testhost/run.sh); MODE host runs
 # husk-agent on the host. Every check prints PASS/FAIL; any FAIL fails the script.
-# usage: containerd_test.sh vm|host
-# env: HUSK_SHIM_DIR (containerd-shim-husk-v2), HUSK_VMM, HUSK_KERNEL, HUSK_AGENT_INITRD,
+# usage: containerd_test.sh vm|host [SECTION...]
+#   sections: run task kill events restart pod config leaks (default: all). The VM run in CI
+#   takes a subset: each microVM boot costs seconds under emulation.
+# env: HUSK_LEAK_RUNS="SEQUENTIAL PARALLEL" (default "20 5"), HUSK_SHIM_DIR (containerd-shim-husk-v2), HUSK_VMM, HUSK_KERNEL, HUSK_AGENT_INITRD,
 #      HUSK_AGENT, HUSK_VIRTIOFSD, HUSK_OCI_IMAGE (or HUSK_TEST_ROOTFS to build it),
 #      HUSK_RUNC_NO_PIVOT=1 where the root is an initramfs (the test host)
 set -uo pipefail
-mode=${1:?usage: containerd_test.sh vm|host}
+mode=${1:?usage: containerd_test.sh vm|host [SECTION...]}
+shift
+sections=" ${*:-run task kill events restart pod config leaks} "
+want() { [[ $sections == *" $1 "* ]]; }
+read -r seq_runs par_runs <<<"${HUSK_LEAK_RUNS:-20 5}"
 D=$(mktemp -d /tmp/husk-ctd-XXXXXX)
 fails=0
 check() {  # check NAME EXPECTED ACTUAL
@@ -28,11 +34,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 T
 if [ "$mode" = vm ]; then
   cat >"$D/shim.json" <<J
-{"mode": "vm", "vmm": "$HUSK_VMM", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_AGENT_INITRD",
+{"mode": "vm", "state_dir": "$D/run", "vmm": "$HUSK_VMM", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_AGENT_INITRD",
  "virtiofsd": "${HUSK_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}", "vcpus": 1, "memory_mib": 256, "agent_timeout_ms": 120000}
 J
 else
-  echo "{\"mode\": \"host\", \"agent\": \"$HUSK_AGENT\"}" >"$D/shim.json"
+  echo "{\"mode\": \"host\", \"state_dir\": \"$D/run\", \"agent\": \"$HUSK_AGENT\"}" >"$D/shim.json"
 fi
 start_containerd() {
   rm -f "$D/containerd.sock"
@@ -50,6 +56,7 @@ cleanup() {
   rm -rf "$D"
 }
 trap cleanup EXIT
+husk_sockets=$(ls /run/containerd/s 2>/dev/null | grep -c '^husk-')
 start_containerd
 # A namespace of its own: cgroups are /<namespace>/<id>, so runs never meet each other's leftovers.
 export CONTAINERD_NAMESPACE=husk-test-$(basename "$D" | cut -d- -f3)
@@ -64,13 +71,21 @@ img=docker.io/husk/busybox:latest
 rt=(--runtime io.containerd.husk.v2 --snapshotter native)
 runc_rt=(--runtime io.containerd.runc.v2 --snapshotter native ${HUSK_RUNC_NO_PIVOT:+--no-pivot})
 
+state() { ctr task ls | awk -v id="$1" '$1==id {print $3}'; }
+wait_state() {  # wait_state ID STATE
+  for i in $(seq 300); do [ "$(state "$1")" = "$2" ] && return; sleep 0.1; done
+}
+
 # 1. ctr run --rm: output and exit code
+if want run; then
 out=$(ctr run --rm "${rt[@]}" $img r1 sh -c 'echo hello from husk; echo KERNEL=$(uname -r); exit 3')
 check "run --rm exit code" 3 "$?"
 check_match "run --rm output" "hello from husk" "$out"
 [ "$mode" = vm ] && { [ "$(echo "$out" | sed -n 's/^KERNEL=//p')" != "$(uname -r)" ] && echo "PASS guest kernel" || { echo "FAIL guest kernel: ran on the host's"; fails=$((fails + 1)); }; }
+fi
 
 # 2. a long-running task: exec with and without a terminal, ps, metrics, pause, resume, kill
+if want task; then
 ctr run -d "${rt[@]}" $img t1 sh -c 'trap "exit 143" TERM; while :; do sleep 0.1; done' >/dev/null
 check "run -d" RUNNING "$(ctr task ls | awk '$1=="t1" {print $3}')"
 out=$(ctr task exec --exec-id e1 t1 sh -c 'echo exec-out; exit 5')
@@ -92,8 +107,10 @@ check "kill TERM stops the task" STOPPED "$(ctr task ls | awk '$1=="t1" {print $
 ctr task rm t1 >/dev/null
 check "task rm" "" "$(ctr task ls | awk '$1=="t1"')"
 ctr c rm t1
+fi
 
 # 3. kill with KILL: exit status 137 from a foreground run
+if want kill; then
 ( ctr run --rm "${rt[@]}" $img k1 sh -c 'while :; do sleep 0.1; done'; echo $? >"$D/k1.code" ) &
 k1=$!
 for i in $(seq 300); do [ "$(ctr task ls | awk '$1=="k1" {print $3}')" = RUNNING ] && break; sleep 0.1; done
@@ -101,6 +118,7 @@ ctr task kill -s KILL k1
 for i in $(seq 300); do [ -s "$D/k1.code" ] && break; sleep 0.1; done
 check "kill KILL → 137" 137 "$(cat "$D/k1.code" 2>/dev/null)"
 wait $k1
+fi
 
 # 4. events: the same commands under the runc shim and husk's give the same topics in order
 events_of() {  # events_of RUNTIME_ARGS... : topics seen for container "ev"
@@ -121,13 +139,16 @@ events_of() {  # events_of RUNTIME_ARGS... : topics seen for container "ev"
   wait $ev 2>/dev/null
   awk '{print $6}' "$log" | grep -E '^/tasks/' | tr '\n' ' '
 }
+if want events; then
 husk_events=$(events_of "${rt[@]}")
 runc_events=$(events_of "${runc_rt[@]}")
 echo "events husk: $husk_events"
 echo "events runc: $runc_events"
 check "event sequence matches the runc shim" "$runc_events" "$husk_events"
+fi
 
 # 5. containerd killed and restarted: the running task stays reachable
+if want restart; then
 ctr run -d "${rt[@]}" $img s1 sh -c 'while :; do sleep 0.1; done' >/dev/null
 kill -9 "$ctd"; wait "$ctd" 2>/dev/null
 start_containerd
@@ -136,17 +157,65 @@ check "exec after the restart" again "$(ctr task exec --exec-id r s1 echo again)
 ctr task kill -s KILL s1
 for i in $(seq 100); do [ "$(ctr task ls | awk '$1=="s1" {print $3}')" = STOPPED ] && break; sleep 0.1; done
 ctr task rm s1 >/dev/null; ctr c rm s1
+fi
 
-# 6. 20 sequential and 5 parallel runs leave nothing behind
-for i in $(seq 20); do ctr run --rm "${rt[@]}" $img q$i true || echo "FAIL sequential run $i"; done
+# 6. a pod: containers naming the same io.kubernetes.cri.sandbox-id share one shim and one
+# sandbox (one VM); a member leaving keeps the sandbox; the sandbox container leaving ends it.
+if want pod; then
+pod_ann() { echo --annotation io.kubernetes.cri.container-type=$1 --annotation io.kubernetes.cri.sandbox-id=pod1; }
+ctr run -d "${rt[@]}" $(pod_ann sandbox) $img pod1 sh -c 'while :; do sleep 0.1; done' >/dev/null
+ctr run -d "${rt[@]}" $(pod_ann container) $img m1 sh -c 'while :; do sleep 0.1; done' >/dev/null
+check "pod: sandbox running" RUNNING "$(state pod1)"
+check "pod: member running" RUNNING "$(state m1)"
+tasks=$D/state/io.containerd.runtime.v2.task/$CONTAINERD_NAMESPACE
+check "pod: one shim serves both" "$(cat "$tasks/pod1/address")" "$(cat "$tasks/m1/address" 2>/dev/null)"
+check "pod: one shim process" 1 "$(pgrep -f "containerd-shim-husk-v2.*-address $D" | wc -l)"
+boot_pod=$(ctr task exec --exec-id b1 pod1 cat /proc/sys/kernel/random/boot_id)
+boot_m1=$(ctr task exec --exec-id b2 m1 cat /proc/sys/kernel/random/boot_id)
+check "pod: same kernel for both" "$boot_pod" "$boot_m1"
+if [ "$mode" = vm ]; then
+  check "pod: one VMM" 1 "$(pgrep -f "husk-vmm.*$D/run" | wc -l)"
+  [ "$boot_pod" != "$(cat /proc/sys/kernel/random/boot_id)" ] && echo "PASS pod: runs in a guest" || { echo "FAIL pod: host kernel"; fails=$((fails + 1)); }
+fi
+ctr task kill -s KILL m1; wait_state m1 STOPPED
+ctr task rm m1 >/dev/null; ctr c rm m1
+check "pod: sandbox outlives a member" alive "$(ctr task exec --exec-id b3 pod1 echo alive)"
+ctr task kill -s KILL pod1; wait_state pod1 STOPPED
+ctr task rm pod1 >/dev/null; ctr c rm pod1
+sleep 0.5
+check "pod: shim gone with the sandbox" 0 "$(pgrep -f "containerd-shim-husk-v2.*-address $D" | wc -l)"
+check "pod: sandbox state gone" "" "$(ls "$D/run" 2>/dev/null)"
+fi
+
+# 7. configuration: ctr's --runtime-config-path reaches the shim (runtime options ConfigPath);
+# a config file with a typo fails the run with the reason; annotations size the VM.
+if want config; then
+echo '{"vcpu": 2}' >"$D/typo.json"
+out=$(ctr run --rm "${rt[@]}" --runtime-config-path "$D/typo.json" $img cfg1 true 2>&1)
+check_match "config path from runtime options: typo reported" 'unknown field \\?"vcpu' "$out"
+ctr c rm cfg1 >/dev/null 2>&1
+if [ "$mode" = vm ]; then
+  sed 's/"vcpus": 1/"vcpus": 2/' "$D/shim.json" >"$D/two.json"
+  check "config file from runtime options: 2 vCPUs" 2 "$(ctr run --rm "${rt[@]}" --runtime-config-path "$D/two.json" $img cfg2 nproc)"
+  mem=$(ctr run --rm "${rt[@]}" --annotation io.husk.memory_mib=400 $img cfg3 awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)
+  check_match "annotation io.husk.memory_mib=400 sizes the guest (MemTotal MiB)" '^3[0-9][0-9]$' "$mem"
+fi
+fi
+
+# 8. sequential and parallel runs leave nothing behind
+if want leaks; then
+for i in $(seq "$seq_runs"); do ctr run --rm "${rt[@]}" $img q$i true || { echo "FAIL sequential run $i"; fails=$((fails + 1)); }; done
 par=()
-for i in $(seq 5); do ctr run --rm "${rt[@]}" $img p$i true & par+=($!); done
+for i in $(seq "$par_runs"); do ctr run --rm "${rt[@]}" $img p$i true & par+=($!); done
 wait "${par[@]}"
 sleep 1
 check "no shim left" 0 "$(pgrep -f "containerd-shim-husk-v2.*-address $D" | wc -l)"
-check "no VMM, virtiofsd or agent left" 0 "$(pgrep -f "$D/state/io.containerd.runtime.v2.task" | wc -l)"
-check "no mounts left" 0 "$(grep -c " $D/state" /proc/mounts)"
-check "no task state left" "" "$(ls "$D/state/io.containerd.runtime.v2.task/default" 2>/dev/null)"
+check "no VMM, virtiofsd or agent left" 0 "$(pgrep -f "$D/run/" | wc -l)"
+check "no mounts left" 0 "$(grep -cE " $D/(state|run)" /proc/mounts)"
+check "no sandbox state left" "" "$(ls "$D/run" 2>/dev/null)"
+check "no task state left" "" "$(ls "$D/state/io.containerd.runtime.v2.task/$CONTAINERD_NAMESPACE" 2>/dev/null)"
 check "no FIFOs left" 0 "$(find "$D/state" -type p 2>/dev/null | wc -l)"
+check "no shim sockets left" "$husk_sockets" "$(ls /run/containerd/s 2>/dev/null | grep -c '^husk-')"
+fi
 echo "SHIM_TEST_FAILS=$fails"
 [ "$fails" = 0 ]
