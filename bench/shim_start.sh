@@ -1,56 +1,128 @@
 #!/usr/bin/env bash
 # `ctr run --rm IMAGE id true`, N times each, through containerd-shim-husk-v2 and through
-# containerd-shim-runc-v2 on the same private containerd, interleaved: p50/p90 time to exit
-# and the ratio. MODE host (default) runs husk-agent on the host (the shim + agent path without
-# a VM, on this machine directly); MODE vm boots a microVM per run (needs a KVM that boots
-# Linux: run through tests/testhost/run.sh, where times are emulated).
-# usage: bench/shim_start.sh [N] [host|vm]
+# containerd-shim-runc-v2 on the same private containerd, interleaved: p50/p90 time to exit and
+# the ratio; where husk's time goes (the shim's own phase timings, medians); and the host
+# memory of one running sandbox (shim + VMM + virtiofsd, RSS and PSS) beside runc's shim.
+# MODE vm (default) boots a microVM per run: directly on hardware KVM, else inside the test
+# host (QEMU TCG: absolute times are emulated, compare the ratios). MODE host runs husk-agent
+# on the host: the shim + agent path without a VM, on this machine directly.
+# usage: bench/shim_start.sh [N] [vm|host]
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-. "$src/scripts/lib/stats.sh"
 build=${HUSK_BUILD:-$src/build}
-n=${1:-30}
-mode=${2:-host}
+n=${1:-20}
+mode=${2:-vm}
 out=${HUSK_BENCH_OUT:-$build/bench}
+
+if [ "$mode" = vm ] && [ -z "${HUSK_BENCH_INNER:-}" ]; then
+  . "$src/scripts/lib/containerd.sh"
+  mkdir -p "$out"
+  script=$(mktemp)
+  trap 'rm -f "$script"' EXIT
+  cat >"$script" <<S
+export HUSK_BENCH_INNER=1 HUSK_SHIM_DIR=\$HUSK_ROOT/shim HUSK_AGENT_INITRD=\$HUSK_ROOT/images/agent-initramfs.cpio
+export HUSK_OCI_IMAGE=\$HUSK_ROOT/images/busybox-oci.tar HUSK_BENCH_OUT=/tmp/bench
+b=$src/bench/shim_start.sh
+if [ -n "\${HUSK_IN_TESTHOST:-}" ]; then
+  export HUSK_RUNC_NO_PIVOT=1 HUSK_SHIM_DIR=/husk/bin HUSK_LIB=/husk/lib
+  b=/husk/shim_start.sh
+fi
+bash \$b $n vm
+S
+  # shellcheck disable=SC2046
+  HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 --mem 3072 \
+    --add "$src/bench/shim_start.sh:/husk/shim_start.sh" $(ctd_testhost_adds "$build") "$script" | tee "$out/shim_start_vm.txt"
+  exit "${PIPESTATUS[0]}"
+fi
+
+lib=${HUSK_LIB:-$src/scripts/lib}
+. "$lib/stats.sh"
+. "$lib/containerd.sh"
 mkdir -p "$out"
 D=$(mktemp -d /tmp/husk-bench-ctd-XXXXXX)
-ctd=
-cleanup() { [ -n "$ctd" ] && kill "$ctd" 2>/dev/null; wait 2>/dev/null; rm -rf "$D"; }
+CTD_DIR=$D CTD_SHIM_DIR=${HUSK_SHIM_DIR:-$build/shim}
+cleanup() {
+  ctd_stop
+  for p in $(pids_of "containerd-shim-.*-address $D|$D/run/"); do kill -9 "$p" 2>/dev/null; done
+  sleep 0.3
+  grep -o " $D[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  rm -rf "$D"
+}
 trap cleanup EXIT
-cat >"$D/config.toml" <<T
-version = 2
-root = "$D/root"
-state = "$D/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$D/containerd.sock"
-T
 if [ "$mode" = vm ]; then
-  echo "{\"mode\": \"vm\", \"vmm\": \"${HUSK_VMM:-$build/vmm/husk-vmm}\", \"kernel\": \"${HUSK_KERNEL:-$build/images/vmlinux}\", \"initramfs\": \"${HUSK_AGENT_INITRD:-$build/images/agent-initramfs.cpio}\", \"agent_timeout_ms\": 120000}" >"$D/shim.json"
+  echo "{\"mode\": \"vm\", \"state_dir\": \"$D/run\", \"vmm\": \"${HUSK_VMM:-$build/vmm/husk-vmm}\", \"kernel\": \"${HUSK_KERNEL:-$build/images/vmlinux}\", \"initramfs\": \"${HUSK_AGENT_INITRD:-$build/images/agent-initramfs.cpio}\", \"agent_timeout_ms\": 120000, \"log_level\": \"debug\"}" >"$D/shim.json"
 else
-  echo "{\"mode\": \"host\", \"agent\": \"$build/guest-agent/husk-agent\"}" >"$D/shim.json"
+  echo "{\"mode\": \"host\", \"state_dir\": \"$D/run\", \"agent\": \"$build/guest-agent/husk-agent\", \"log_level\": \"debug\"}" >"$D/shim.json"
 fi
-PATH=${HUSK_SHIM_DIR:-$build/shim}:$PATH HUSK_SHIM_CONFIG=$D/shim.json containerd --config "$D/config.toml" >"$D/containerd.log" 2>&1 &
-ctd=$!
-for i in $(seq 100); do [ -S "$D/containerd.sock" ] && break; sleep 0.1; done
-ctr() { command ctr --address "$D/containerd.sock" "$@"; }
+ctd_start
 ctr image import "${HUSK_OCI_IMAGE:-$build/images/busybox-oci.tar}" >/dev/null
 img=docker.io/husk/busybox:latest
-echo "shim,run,ms" >"$out/shim_start.csv"
+husk=(--snapshotter native --runtime io.containerd.husk.v2)
+runc=(--snapshotter native --runtime io.containerd.runc.v2 ${HUSK_RUNC_NO_PIVOT:+--no-pivot})
+# One untimed run each: the first pays for page cache and snapshot setup.
+ctr run --rm "${husk[@]}" $img warm-h true
+ctr run --rm "${runc[@]}" $img warm-r true
+csv=$out/shim_start_$mode.csv
+echo "shim,run,ms" >"$csv"
 for i in $(seq "$n"); do
   t0=$EPOCHREALTIME
-  ctr run --rm --snapshotter native --runtime io.containerd.husk.v2 $img h$i true
+  ctr run --rm "${husk[@]}" $img h$i true
   t1=$EPOCHREALTIME
-  ctr run --rm --snapshotter native --runtime io.containerd.runc.v2 ${HUSK_RUNC_NO_PIVOT:+--no-pivot} $img r$i true
+  ctr run --rm "${runc[@]}" $img r$i true
   t2=$EPOCHREALTIME
-  echo "husk,$i,$(ms "$t0" "$t1")" >>"$out/shim_start.csv"
-  echo "runc,$i,$(ms "$t1" "$t2")" >>"$out/shim_start.csv"
+  echo "husk,$i,$(ms "$t0" "$t1")" >>"$csv"
+  echo "runc,$i,$(ms "$t1" "$t2")" >>"$csv"
 done
+
+# The shim's phase timings (debug log, copied into containerd's log) for the timed runs.
+phases=$out/shim_phases_$mode.csv
+echo "phase,run,ms" >"$phases"
+grep -E 'timing h[0-9]+:' "$D/containerd.log" | sed -E 's/.*timing h([0-9]+): /\1 /' | while IFS= read -r line; do
+  run=${line%% *}
+  printf '%s\n' "${line#* }" | grep -oE '(sandbox|virtiofsd|vmm|boot\+agent|agent|rootfs|agent create|agent start|delete) [0-9.]+ ms' |
+    while read -r name; do
+      ph=${name% ms}; v=${ph##* }; ph=${ph% *}
+      echo "$ph,$run,$v" >>"$phases"
+    done
+done
+
+# Memory of one running sandbox beside one runc container (both idle in `sleep`).
+ctr run -d "${husk[@]}" $img mem-h sleep 600 >/dev/null
+ctr run -d "${runc[@]}" $img mem-r sleep 600 >/dev/null
+sleep 2
+kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/$3" 2>/dev/null; }
+mem_row() {  # mem_row LABEL REGEX GROUP
+  local p rss=0 pss=0
+  for p in $(pids_of "$2"); do
+    rss=$((rss + $(kib "$p" VmRSS status))); pss=$((pss + $(kib "$p" Pss smaps_rollup)))
+  done
+  printf "  %-34s RSS %7.1f MiB   PSS %7.1f MiB\n" "$1" "$(awk -v k=$rss 'BEGIN{print k/1024}')" "$(awk -v k=$pss 'BEGIN{print k/1024}')"
+  echo "$rss" >>"$D/rss-$3"
+}
 {
   echo "ctr run --rm <busybox> id true, $n runs each, same containerd (husk shim in $mode mode):"
-  printf "  io.containerd.husk.v2   p50 %8.1f ms   p90 %8.1f ms\n" "$(pct "$out/shim_start.csv" husk 0.5)" "$(pct "$out/shim_start.csv" husk 0.9)"
-  printf "  io.containerd.runc.v2   p50 %8.1f ms   p90 %8.1f ms\n" "$(pct "$out/shim_start.csv" runc 0.5)" "$(pct "$out/shim_start.csv" runc 0.9)"
+  printf "  io.containerd.husk.v2   p50 %8.1f ms   p90 %8.1f ms\n" "$(pct "$csv" husk 0.5)" "$(pct "$csv" husk 0.9)"
+  printf "  io.containerd.runc.v2   p50 %8.1f ms   p90 %8.1f ms\n" "$(pct "$csv" runc 0.5)" "$(pct "$csv" runc 0.9)"
   printf "  ratio husk/runc: p50 %.2f   p90 %.2f\n" \
-    "$(awk -v a="$(pct "$out/shim_start.csv" husk 0.5)" -v b="$(pct "$out/shim_start.csv" runc 0.5)" 'BEGIN{print a/b}')" \
-    "$(awk -v a="$(pct "$out/shim_start.csv" husk 0.9)" -v b="$(pct "$out/shim_start.csv" runc 0.9)" 'BEGIN{print a/b}')"
-} | tee "$out/shim_start.txt"
+    "$(awk -v a="$(pct "$csv" husk 0.5)" -v b="$(pct "$csv" runc 0.5)" 'BEGIN{print a/b}')" \
+    "$(awk -v a="$(pct "$csv" husk 0.9)" -v b="$(pct "$csv" runc 0.9)" 'BEGIN{print a/b}')"
+  echo "where husk's time goes (medians; the rest is containerd, ctr and the shim's start):"
+  for ph in sandbox virtiofsd vmm boot+agent agent rootfs "agent create" "agent start" delete; do
+    grep -q "^$ph," "$phases" && printf "  %-14s %8.1f ms\n" "$ph" "$(pct "$phases" "$ph" 0.5)"
+  done
+  echo "host memory of one idle sandbox vs runc (sleep 600 in each):"
+  mem_row "husk shim" "containerd-shim-husk-v2.*-address $D" husk
+  if [ "$mode" = vm ]; then
+    mem_row "husk-vmm (incl. touched guest RAM)" "husk-vmm.*$D/run/" husk
+    mem_row "virtiofsd" "virtiofsd.*$D/run/" husk
+  else
+    mem_row "husk-agent" "husk-agent.*$D/run/" husk
+  fi
+  mem_row "runc shim" "containerd-shim-runc-v2.*-address $D" runc
+  printf "  per-sandbox total: husk %.1f MiB RSS vs runc shim %.1f MiB\n" \
+    "$(awk '{s+=$1} END {print s/1024}' "$D/rss-husk")" "$(awk '{s+=$1} END {print s/1024}' "$D/rss-runc")"
+} | tee "$out/shim_start_$mode.txt"
+ctr task kill -s KILL mem-h; ctr task kill -s KILL mem-r
+sleep 1
+ctr task rm mem-h >/dev/null 2>&1; ctr task rm mem-r >/dev/null 2>&1
+ctr c rm mem-h mem-r >/dev/null 2>&1 || true

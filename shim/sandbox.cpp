@@ -101,6 +101,7 @@ class VmSandbox : public Sandbox {
   ~VmSandbox() override { stop(); }
 
   Status start() override {
+    mark_ = std::chrono::steady_clock::now();
     std::string shared = dir_ + "/shared", fs_sock = dir_ + "/virtiofs.sock", vsock = dir_ + "/vsock.sock";
     std::string fs_log = dir_ + "/virtiofsd.log", vmm_log = dir_ + "/vmm.log";
     mkdir(shared.c_str(), 0700);
@@ -111,6 +112,7 @@ class VmSandbox : public Sandbox {
     if (!fsd) return fsd.error();
     helpers_.add(*fsd);
     if (!wait_for_socket(fs_sock, 5000, *fsd)) return make_error("virtiofsd did not start: %s", log_tail(fs_log).c_str());
+    phase("virtiofsd");
     auto vmm = spawn({c_.vmm, "--kernel", c_.kernel, "--initrd", c_.initramfs, "--vcpus", std::to_string(c_.vcpus),
                       "--mem", std::to_string(c_.memory_mib), "--vsock", "3," + vsock, "--fs", "husk," + fs_sock,
                       "--cmdline", "console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet"},
@@ -118,9 +120,11 @@ class VmSandbox : public Sandbox {
     if (!vmm) return vmm.error();
     helpers_.add(*vmm);
     if (!wait_for_socket(vsock, 5000, *vmm)) return make_error("husk-vmm did not start: %s", log_tail(vmm_log).c_str());
+    phase("vmm");
     auto ch = agent_client::connect("hvsock:" + vsock + ":1024", std::chrono::milliseconds(c_.agent_timeout_ms));
     if (!ch) return make_error("%s; VMM log: %s", ch.error().message.c_str(), log_tail(vmm_log).c_str());
     channel_ = *ch;
+    phase("boot+agent");
     return {};
   }
   std::shared_ptr<grpc::Channel> channel() const override { return channel_; }
@@ -150,6 +154,7 @@ class HostSandbox : public Sandbox {
   ~HostSandbox() override { stop(); }
 
   Status start() override {
+    mark_ = std::chrono::steady_clock::now();
     std::string sock = dir_ + "/agent.sock", log = dir_ + "/agent.log";
     auto pid = spawn({c_.agent, "--listen", "unix:" + sock, "--state-dir", dir_ + "/agent-state", "--cgroup-parent",
                       "/husk-shim", "--ignore-missing-controllers", "--log-level", c_.log_level}, log);
@@ -159,6 +164,7 @@ class HostSandbox : public Sandbox {
     auto ch = agent_client::connect("unix:" + sock, std::chrono::milliseconds(c_.agent_timeout_ms));
     if (!ch) return ch.error();
     channel_ = *ch;
+    phase("agent");
     return {};
   }
   std::shared_ptr<grpc::Channel> channel() const override { return channel_; }
@@ -214,6 +220,15 @@ void Sandbox::cleanup_after_crash(const std::string& bundle, const std::string& 
   rmdir(root.c_str());
   // Other containers of the pod may still have roots mounted here: their deletes finish it.
   remove_dir(dir);
+}
+
+void Sandbox::phase(const char* name) {
+  auto now = std::chrono::steady_clock::now();
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%s %.1f ms", timings_.empty() ? "" : ", ", name,
+                std::chrono::duration<double, std::milli>(now - mark_).count());
+  timings_ += buf;
+  mark_ = now;
 }
 
 void Sandbox::remove_dir(const std::string& dir) {

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cerrno>
 #include <filesystem>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -30,6 +31,10 @@ namespace v1 = agent::v1;
 using ttrpc::Reply;
 
 namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
 
 constexpr const char* kTaskService = "containerd.task.v2.Task";
 
@@ -100,7 +105,7 @@ struct TaskService::Proc {
   std::mutex mu;
   std::condition_variable cv;
   std::thread out, err, waiter;
-  std::shared_ptr<grpc::ClientContext> out_ctx, err_ctx;
+  std::shared_ptr<grpc::ClientContext> out_ctx, err_ctx, in_ctx;
 
   std::string name() const { return exec_id.empty() ? container_id : exec_id; }
   v1::ProcessRequest request() const {
@@ -115,7 +120,7 @@ struct TaskService::Proc {
     return r;
   }
   ~Proc() {
-    for (auto* ctx : {out_ctx.get(), err_ctx.get()})
+    for (auto* ctx : {out_ctx.get(), err_ctx.get(), in_ctx.get()})
       if (ctx) ctx->TryCancel();
     for (auto* t : {&out, &err, &waiter}) {
       if (!t->joinable()) continue;
@@ -209,12 +214,15 @@ void TaskService::start_io(const std::shared_ptr<Proc>& p) {
   if (!p->stdin_path.empty()) {
     // Input: FIFO → agent. The open blocks until containerd's side opens for writing; detached
     // because containerd may never do so.
-    std::thread([agent, p] {
+    // Its call is cancelled when the process is deleted: containerd keeps the FIFO open until
+    // then, and an open call holds up the agent's shutdown.
+    auto ctx = std::make_shared<grpc::ClientContext>();
+    p->in_ctx = ctx;
+    std::thread([agent, p, ctx] {
       int fd = open(p->stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) return;
-      grpc::ClientContext ctx;
       v1::Empty e;
-      auto w = agent->WriteStdin(&ctx, &e);
+      auto w = agent->WriteStdin(ctx.get(), &e);
       v1::StdinChunk c;
       c.set_container_id(p->container_id);
       c.set_exec_id(p->exec_id);
@@ -327,10 +335,13 @@ Reply TaskService::create(const std::string& payload) {
   std::lock_guard lk(mu_);
   if (tasks_.count(req.id())) return Reply::error(ttrpc::kAlreadyExists, "task " + req.id() + " already exists");
   bool first = !sandbox_;
+  auto t0 = std::chrono::steady_clock::now();
   if (first) {
     if (auto s = start_sandbox(req.options(), spec); !s)
       return Reply::error(ttrpc::kUnavailable, "starting sandbox " + sandbox_id_ + ": " + s.error().message);
+    LOG_DEBUG("timing %s: sandbox %.1f ms (%s)", req.id().c_str(), ms_since(t0), sandbox_->timings().c_str());
   }
+  auto t1 = std::chrono::steady_clock::now();
   Sandbox::write_pointer(req.bundle(), sandbox_->dir());
   Task t;
   t.bundle = req.bundle();
@@ -365,7 +376,10 @@ Reply TaskService::create(const std::string& payload) {
   creq.set_stdio(io ? v1::STDIO_STREAM : v1::STDIO_NULL);
   grpc::ClientContext ctx;
   v1::CreateContainerResponse cresp;
+  auto t2 = std::chrono::steady_clock::now();
   if (auto s = agent_->CreateContainer(&ctx, creq, &cresp); !s.ok()) return abandon(t, first, from_grpc(s));
+  LOG_DEBUG("timing %s: rootfs %.1f ms, agent create %.1f ms", req.id().c_str(),
+            std::chrono::duration<double, std::milli>(t2 - t1).count(), ms_since(t2));
   auto p = std::make_shared<Proc>();
   p->container_id = req.id();
   p->bundle = req.bundle();
@@ -419,7 +433,9 @@ Reply TaskService::start(const std::string& payload) {
   grpc::ClientContext ctx;
   v1::Empty e;
   if (req.exec_id().empty()) {
+    auto t0 = std::chrono::steady_clock::now();
     if (auto s = agent_->StartContainer(&ctx, p->container(), &e); !s.ok()) return from_grpc(s);
+    LOG_DEBUG("timing %s: agent start %.1f ms", p->container_id.c_str(), ms_since(t0));
     {
       std::lock_guard lk(p->mu);
       (void)p->st.start();
@@ -523,11 +539,13 @@ Reply TaskService::del(const std::string& payload) {
     set_time(resp.mutable_exited_at(), p->st.exited_at());
   }
   p->cv.notify_all();  // a Wait on a process deleted before it ever started
+  if (p->in_ctx) p->in_ctx->TryCancel();
   if (!req.exec_id().empty()) {
     std::lock_guard lk(mu_);
     tasks_[req.id()].procs.erase(req.exec_id());
     return Reply::ok(resp.SerializeAsString());
   }
+  auto t0 = std::chrono::steady_clock::now();
   {
     grpc::ClientContext ctx;
     v1::RemoveContainerRequest rr;
@@ -547,6 +565,7 @@ Reply TaskService::del(const std::string& payload) {
     last = tasks_.empty();
     if (last) stop_sandbox();
   }
+  LOG_DEBUG("timing %s: delete %.1f ms%s", req.id().c_str(), ms_since(t0), last ? " (with the sandbox)" : "");
   t.procs.clear();
   ev::TaskDelete d;
   d.set_container_id(req.id());

@@ -7,16 +7,19 @@
 # usage: containerd_test.sh vm|host [SECTION...]
 #   sections: run task kill events restart pod config leaks (default: all). The VM run in CI
 #   takes a subset: each microVM boot costs seconds under emulation.
-# env: HUSK_LEAK_RUNS="SEQUENTIAL PARALLEL" (default "20 5"), HUSK_SHIM_DIR (containerd-shim-husk-v2), HUSK_VMM, HUSK_KERNEL, HUSK_AGENT_INITRD,
-#      HUSK_AGENT, HUSK_VIRTIOFSD, HUSK_OCI_IMAGE (or HUSK_TEST_ROOTFS to build it),
-#      HUSK_RUNC_NO_PIVOT=1 where the root is an initramfs (the test host)
+# env: HUSK_LEAK_RUNS="SEQUENTIAL PARALLEL" (default "20 5"), HUSK_SHIM_DIR
+#      (containerd-shim-husk-v2), HUSK_VMM, HUSK_KERNEL, HUSK_AGENT_INITRD, HUSK_AGENT, HUSK_VIRTIOFSD, HUSK_OCI_IMAGE (or HUSK_TEST_ROOTFS to build it),
+#      HUSK_RUNC_NO_PIVOT=1 where the root is an initramfs (the test host),
+#      HUSK_LIB (scripts/lib, where it is not beside this script's tree)
 set -uo pipefail
+. "${HUSK_LIB:-$(dirname "$0")/../../scripts/lib}/containerd.sh"
 mode=${1:?usage: containerd_test.sh vm|host [SECTION...]}
 shift
 sections=" ${*:-run task kill events restart pod config leaks} "
 want() { [[ $sections == *" $1 "* ]]; }
 read -r seq_runs par_runs <<<"${HUSK_LEAK_RUNS:-20 5}"
 D=$(mktemp -d /tmp/husk-ctd-XXXXXX)
+CTD_DIR=$D CTD_SHIM_DIR=$HUSK_SHIM_DIR
 fails=0
 check() {  # check NAME EXPECTED ACTUAL
   if [ "$2" = "$3" ]; then echo "PASS $1"; else echo "FAIL $1: expected [$2] got [$3]"; fails=$((fails + 1)); fi
@@ -24,14 +27,6 @@ check() {  # check NAME EXPECTED ACTUAL
 check_match() {  # check_match NAME REGEX ACTUAL
   if printf '%s' "$3" | grep -Eq "$2"; then echo "PASS $1"; else echo "FAIL $1: [$3] does not match /$2/"; fails=$((fails + 1)); fi
 }
-cat >"$D/config.toml" <<T
-version = 2
-root = "$D/root"
-state = "$D/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$D/containerd.sock"
-T
 if [ "$mode" = vm ]; then
   cat >"$D/shim.json" <<J
 {"mode": "vm", "state_dir": "$D/run", "vmm": "$HUSK_VMM", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_AGENT_INITRD",
@@ -40,27 +35,18 @@ J
 else
   echo "{\"mode\": \"host\", \"state_dir\": \"$D/run\", \"agent\": \"$HUSK_AGENT\"}" >"$D/shim.json"
 fi
-start_containerd() {
-  rm -f "$D/containerd.sock"
-  PATH=$HUSK_SHIM_DIR:$PATH HUSK_SHIM_CONFIG=$D/shim.json containerd --config "$D/config.toml" >>"$D/containerd.log" 2>&1 &
-  ctd=$!
-  for i in $(seq 100); do [ -S "$D/containerd.sock" ] && break; sleep 0.1; done
-  command ctr --address "$D/containerd.sock" version >/dev/null 2>&1 || sleep 1
-}
-stop_containerd() { kill "$ctd" 2>/dev/null; wait "$ctd" 2>/dev/null; }
 cleanup() {
-  stop_containerd
-  pkill -f "containerd-shim-husk-v2.*-address $D" 2>/dev/null
+  ctd_stop
+  for p in $(pids_of "containerd-shim-husk-v2.*-address $D|$D/run/"); do kill -9 "$p" 2>/dev/null; done
   sleep 0.5
   grep -o " $D[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$D"
 }
 trap cleanup EXIT
 husk_sockets=$(ls /run/containerd/s 2>/dev/null | grep -c '^husk-')
-start_containerd
+ctd_start
 # A namespace of its own: cgroups are /<namespace>/<id>, so runs never meet each other's leftovers.
 export CONTAINERD_NAMESPACE=husk-test-$(basename "$D" | cut -d- -f3)
-ctr() { command ctr --address "$D/containerd.sock" "$@"; }
 image_tar=${HUSK_OCI_IMAGE:-}
 if [ -z "$image_tar" ]; then
   image_tar=$D/busybox.tar
@@ -151,7 +137,7 @@ fi
 if want restart; then
 ctr run -d "${rt[@]}" $img s1 sh -c 'while :; do sleep 0.1; done' >/dev/null
 kill -9 "$ctd"; wait "$ctd" 2>/dev/null
-start_containerd
+ctd_start
 check "task survives a containerd restart" RUNNING "$(ctr task ls | awk '$1=="s1" {print $3}')"
 check "exec after the restart" again "$(ctr task exec --exec-id r s1 echo again)"
 ctr task kill -s KILL s1
@@ -169,12 +155,12 @@ check "pod: sandbox running" RUNNING "$(state pod1)"
 check "pod: member running" RUNNING "$(state m1)"
 tasks=$D/state/io.containerd.runtime.v2.task/$CONTAINERD_NAMESPACE
 check "pod: one shim serves both" "$(cat "$tasks/pod1/address")" "$(cat "$tasks/m1/address" 2>/dev/null)"
-check "pod: one shim process" 1 "$(pgrep -f "containerd-shim-husk-v2.*-address $D" | wc -l)"
+check "pod: one shim process" 1 "$(procs "containerd-shim-husk-v2.*-address $D")"
 boot_pod=$(ctr task exec --exec-id b1 pod1 cat /proc/sys/kernel/random/boot_id)
 boot_m1=$(ctr task exec --exec-id b2 m1 cat /proc/sys/kernel/random/boot_id)
 check "pod: same kernel for both" "$boot_pod" "$boot_m1"
 if [ "$mode" = vm ]; then
-  check "pod: one VMM" 1 "$(pgrep -f "husk-vmm.*$D/run" | wc -l)"
+  check "pod: one VMM" 1 "$(procs "husk-vmm.*$D/run")"
   [ "$boot_pod" != "$(cat /proc/sys/kernel/random/boot_id)" ] && echo "PASS pod: runs in a guest" || { echo "FAIL pod: host kernel"; fails=$((fails + 1)); }
 fi
 ctr task kill -s KILL m1; wait_state m1 STOPPED
@@ -183,7 +169,7 @@ check "pod: sandbox outlives a member" alive "$(ctr task exec --exec-id b3 pod1 
 ctr task kill -s KILL pod1; wait_state pod1 STOPPED
 ctr task rm pod1 >/dev/null; ctr c rm pod1
 sleep 0.5
-check "pod: shim gone with the sandbox" 0 "$(pgrep -f "containerd-shim-husk-v2.*-address $D" | wc -l)"
+check "pod: shim gone with the sandbox" 0 "$(procs "containerd-shim-husk-v2.*-address $D")"
 check "pod: sandbox state gone" "" "$(ls "$D/run" 2>/dev/null)"
 fi
 
@@ -209,8 +195,8 @@ par=()
 for i in $(seq "$par_runs"); do ctr run --rm "${rt[@]}" $img p$i true & par+=($!); done
 wait "${par[@]}"
 sleep 1
-check "no shim left" 0 "$(pgrep -f "containerd-shim-husk-v2.*-address $D" | wc -l)"
-check "no VMM, virtiofsd or agent left" 0 "$(pgrep -f "$D/run/" | wc -l)"
+check "no shim left" 0 "$(procs "containerd-shim-husk-v2.*-address $D")"
+check "no VMM, virtiofsd or agent left" 0 "$(procs "$D/run/")"
 check "no mounts left" 0 "$(grep -cE " $D/(state|run)" /proc/mounts)"
 check "no sandbox state left" "" "$(ls "$D/run" 2>/dev/null)"
 check "no task state left" "" "$(ls "$D/state/io.containerd.runtime.v2.task/$CONTAINERD_NAMESPACE" 2>/dev/null)"

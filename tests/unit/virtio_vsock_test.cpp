@@ -109,6 +109,22 @@ TEST_F(VsockTest, S5_10_HostConnectHandshakeThenData) {
   EXPECT_EQ(io.writes[1], "from guest");
 }
 
+// A host client that connects while the guest driver is still probing (the shim dials the agent
+// right after starting the VMM): its REQUEST waits, and goes out when the driver sets
+// DRIVER_OK with receive buffers already posted — the guest will not kick rx again until it
+// consumed one, so activation itself must deliver.
+TEST_F(VsockTest, HostConnectBeforeDriverOkIsDeliveredOnActivation) {
+  dev->reset();
+  uint64_t id = host_connects();
+  feed(id, "CONNECT 1024\n");
+  EXPECT_TRUE(guest_receives().empty());
+  ASSERT_TRUE(dev->activate(mem, queues, 0, notifier).ok());
+  auto p = guest_receives();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].first.op, vsock::kOpRequest);
+  EXPECT_EQ(p[0].first.dst_port, 1024u);
+}
+
 TEST_F(VsockTest, GuestRefusalClosesTheHostConnection) {
   uint64_t id = host_connects();
   feed(id, "CONNECT 99\n");

@@ -64,7 +64,10 @@ Status Vsock::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, N
   mem_ = &mem;
   queues_ = &queues;
   notifier_ = &notifier;
-  return {};
+  // Host CONNECTs that arrived while the driver was probing are waiting in rx_, and the guest
+  // posted its receive buffers (and kicked) before DRIVER_OK, when the kick was ignored: it will
+  // not kick again until it consumed one, so deliver now or the handshake waits forever.
+  return deliver();
 }
 
 void Vsock::reset() {

@@ -1,0 +1,73 @@
+# A private containerd for the shim's tests and benchmarks (sourced): own root, state and
+# socket under CTD_DIR, the CRI plugin off, containerd-shim-husk-v2 from CTD_SHIM_DIR first on
+# its PATH and HUSK_SHIM_CONFIG=$CTD_DIR/shim.json (the caller writes that file).
+#   CTD_DIR=... CTD_SHIM_DIR=... ctd_start    (again after a kill: a restart)
+#   ctr ARGS...                               (talks to it)
+#   ctd_stop
+
+ctd_start() {
+  [ -f "$CTD_DIR/config.toml" ] || cat >"$CTD_DIR/config.toml" <<T
+version = 2
+root = "$CTD_DIR/root"
+state = "$CTD_DIR/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$CTD_DIR/containerd.sock"
+T
+  rm -f "$CTD_DIR/containerd.sock"
+  PATH=$CTD_SHIM_DIR:$PATH HUSK_SHIM_CONFIG=$CTD_DIR/shim.json containerd --config "$CTD_DIR/config.toml" \
+    >>"$CTD_DIR/containerd.log" 2>&1 &
+  ctd=$!
+  local i
+  for i in $(seq 100); do [ -S "$CTD_DIR/containerd.sock" ] && break; sleep 0.1; done
+  command ctr --address "$CTD_DIR/containerd.sock" version >/dev/null 2>&1 || sleep 1
+}
+
+ctd_stop() {
+  [ -n "${ctd:-}" ] || return 0
+  kill "$ctd" 2>/dev/null
+  wait "$ctd" 2>/dev/null
+  ctd=
+}
+
+ctr() { command ctr --address "$CTD_DIR/containerd.sock" "$@"; }
+
+# ctd_testhost_adds BUILD: tests/testhost/run.sh --add arguments that bring containerd, ctr,
+# runc and its shim, husk's shim, the agent image, the OCI image, virtiofsd and this library
+# into the test host (shims in /husk/bin, images in /husk/images, this file in /husk/lib).
+ctd_testhost_adds() {
+  local build=$1 lib
+  lib=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  printf -- '--add %s\n' \
+    "$build/shim/containerd-shim-husk-v2:/husk/bin/containerd-shim-husk-v2" \
+    "$build/images/agent-initramfs.cpio:/husk/images/agent-initramfs.cpio" \
+    "$build/images/busybox-oci.tar:/husk/images/busybox-oci.tar" \
+    "/usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd" \
+    "$(command -v containerd):/husk/bin/containerd" \
+    "$(command -v ctr):/husk/bin/ctr" \
+    "$(command -v containerd-shim-runc-v2):/husk/bin/containerd-shim-runc-v2" \
+    "$(command -v runc):/husk/bin/runc" \
+    "$(command -v script):/husk/bin/script" \
+    "/bin/bash:/husk/bin/bash" \
+    "$lib/containerd.sh:/husk/lib/containerd.sh" \
+    "$lib/stats.sh:/husk/lib/stats.sh"
+}
+
+# procs REGEX: how many processes have a command line matching REGEX (the test host has no pgrep).
+procs() {
+  local n=0 f
+  for f in /proc/[0-9]*/cmdline; do
+    [ "$f" = /proc/$$/cmdline ] || [ "$f" = /proc/$BASHPID/cmdline ] && continue
+    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -Eq -- "$1" && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# pids_of REGEX: the pids whose command line matches REGEX.
+pids_of() {
+  local f
+  for f in /proc/[0-9]*/cmdline; do
+    [ "$f" = /proc/$$/cmdline ] || [ "$f" = /proc/$BASHPID/cmdline ] && continue
+    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -Eq -- "$1" && basename "$(dirname "$f")"
+  done
+}
