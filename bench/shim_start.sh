@@ -41,14 +41,7 @@ lib=${HUSK_LIB:-$src/scripts/lib}
 mkdir -p "$out"
 D=$(mktemp -d /tmp/husk-bench-ctd-XXXXXX)
 CTD_DIR=$D CTD_SHIM_DIR=${HUSK_SHIM_DIR:-$build/shim}
-cleanup() {
-  ctd_stop
-  for p in $(pids_of "containerd-shim-.*-address $D|$D/run/"); do kill -9 "$p" 2>/dev/null; done
-  sleep 0.3
-  grep -o " $D[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
-  rm -rf "$D"
-}
-trap cleanup EXIT
+trap ctd_cleanup EXIT
 if [ "$mode" = vm ]; then
   echo "{\"mode\": \"vm\", \"state_dir\": \"$D/run\", \"vmm\": \"${HUSK_VMM:-$build/vmm/husk-vmm}\", \"kernel\": \"${HUSK_KERNEL:-$build/images/vmlinux}\", \"initramfs\": \"${HUSK_AGENT_INITRD:-$build/images/agent-initramfs.cpio}\", \"agent_timeout_ms\": 120000, \"log_level\": \"debug\"}" >"$D/shim.json"
 else

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -47,8 +48,10 @@ Result<UniqueFd> hybrid_vsock(const std::string& path, unsigned port, Clock::tim
 bool healthy(const std::shared_ptr<grpc::Channel>& ch, Clock::time_point deadline, std::string* why) {
   auto stub = husk::agent::v1::Agent::NewStub(ch);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::max<Clock::duration>(deadline - Clock::now(), std::chrono::milliseconds(200)));
+  // Bounded per attempt: a stream that connected but never carries an answer (a guest that
+  // reset mid-handshake) is abandoned for a fresh one instead of eating the whole timeout.
+  auto left = std::clamp<Clock::duration>(deadline - Clock::now(), std::chrono::milliseconds(200), std::chrono::seconds(5));
+  ctx.set_deadline(std::chrono::system_clock::now() + left);
   husk::agent::v1::HealthRequest req;
   husk::agent::v1::HealthResponse resp;
   auto s = stub->Health(&ctx, req, &resp);

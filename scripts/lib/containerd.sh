@@ -4,6 +4,7 @@
 #   CTD_DIR=... CTD_SHIM_DIR=... ctd_start    (again after a kill: a restart)
 #   ctr ARGS...                               (talks to it)
 #   ctd_stop
+#   trap ctd_cleanup EXIT
 
 ctd_start() {
   [ -f "$CTD_DIR/config.toml" ] || cat >"$CTD_DIR/config.toml" <<T
@@ -30,6 +31,17 @@ ctd_stop() {
   ctd=
 }
 
+# ctd_cleanup: containerd, every shim it started and what they left (sandbox helpers under
+# CTD_DIR/run, mounts under CTD_DIR), then CTD_DIR itself. For an EXIT trap.
+ctd_cleanup() {
+  local p m
+  ctd_stop
+  for p in $(pids_of "containerd-shim-.*-address $CTD_DIR|$CTD_DIR/run/"); do kill -9 "$p" 2>/dev/null; done
+  sleep 0.5
+  grep -o " $CTD_DIR[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  rm -rf "$CTD_DIR"
+}
+
 ctr() { command ctr --address "$CTD_DIR/containerd.sock" "$@"; }
 
 # ctd_testhost_adds BUILD: tests/testhost/run.sh --add arguments that bring containerd, ctr,
@@ -43,11 +55,11 @@ ctd_testhost_adds() {
     "$build/images/agent-initramfs.cpio:/husk/images/agent-initramfs.cpio" \
     "$build/images/busybox-oci.tar:/husk/images/busybox-oci.tar" \
     "/usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd" \
-    "$(command -v containerd):/husk/bin/containerd" \
-    "$(command -v ctr):/husk/bin/ctr" \
+    "$(type -P containerd):/husk/bin/containerd" \
+    "$(type -P ctr):/husk/bin/ctr" \
     "$(command -v containerd-shim-runc-v2):/husk/bin/containerd-shim-runc-v2" \
-    "$(command -v runc):/husk/bin/runc" \
-    "$(command -v script):/husk/bin/script" \
+    "$(type -P runc):/husk/bin/runc" \
+    "$(type -P script):/husk/bin/script" \
     "/bin/bash:/husk/bin/bash" \
     "$lib/containerd.sh:/husk/lib/containerd.sh" \
     "$lib/stats.sh:/husk/lib/stats.sh"

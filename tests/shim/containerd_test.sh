@@ -35,14 +35,7 @@ J
 else
   echo "{\"mode\": \"host\", \"state_dir\": \"$D/run\", \"agent\": \"$HUSK_AGENT\"}" >"$D/shim.json"
 fi
-cleanup() {
-  ctd_stop
-  for p in $(pids_of "containerd-shim-husk-v2.*-address $D|$D/run/"); do kill -9 "$p" 2>/dev/null; done
-  sleep 0.5
-  grep -o " $D[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
-  rm -rf "$D"
-}
-trap cleanup EXIT
+trap ctd_cleanup EXIT
 husk_sockets=$(ls /run/containerd/s 2>/dev/null | grep -c '^husk-')
 ctd_start
 # A namespace of its own: cgroups are /<namespace>/<id>, so runs never meet each other's leftovers.
