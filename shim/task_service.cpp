@@ -542,7 +542,7 @@ Reply TaskService::del(const std::string& payload) {
   if (p->in_ctx) p->in_ctx->TryCancel();
   if (!req.exec_id().empty()) {
     std::lock_guard lk(mu_);
-    tasks_[req.id()].procs.erase(req.exec_id());
+    if (auto t = tasks_.find(req.id()); t != tasks_.end()) t->second.procs.erase(req.exec_id());
     return Reply::ok(resp.SerializeAsString());
   }
   auto t0 = std::chrono::steady_clock::now();
@@ -559,8 +559,10 @@ Reply TaskService::del(const std::string& payload) {
   bool last;
   {
     std::lock_guard lk(mu_);
-    t = std::move(tasks_[req.id()]);
-    tasks_.erase(req.id());
+    if (auto it = tasks_.find(req.id()); it != tasks_.end()) {
+      t = std::move(it->second);
+      tasks_.erase(it);
+    }
     release_rootfs(t);
     last = tasks_.empty();
     if (last) stop_sandbox();
@@ -602,7 +604,9 @@ Reply TaskService::exec(const std::string& payload) {
   }
   if (req.exec_id().empty()) return Reply::error(ttrpc::kInvalidArgument, "exec_id is empty");
   std::lock_guard lk(mu_);
-  auto& procs = tasks_[req.id()].procs;
+  auto t = tasks_.find(req.id());  // deleted since find()?
+  if (t == tasks_.end()) return Reply::error(ttrpc::kNotFound, "task " + req.id() + " not found");
+  auto& procs = t->second.procs;
   if (procs.count(req.exec_id())) return Reply::error(ttrpc::kAlreadyExists, "exec " + req.exec_id() + " already exists");
   auto p = std::make_shared<Proc>();
   p->container_id = req.id();
