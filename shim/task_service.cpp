@@ -311,8 +311,10 @@ Status TaskService::start_sandbox(const google::protobuf::Any& options, const nl
 
 void TaskService::release_rootfs(Task& t) {
   if (t.rootfs.empty()) return;
-  umount2(t.rootfs.c_str(), MNT_DETACH);
-  // The per-container directory under the sandbox's share (<share>/<id>/rootfs), not a bundle's.
+  if (t.mounted) umount2(t.rootfs.c_str(), MNT_DETACH);
+  t.mounted = false;
+  // The per-container directory under the sandbox's share (<share>/<id>/rootfs), not a bundle's:
+  // left behind, it would keep the sandbox directory from being removed.
   if (t.rootfs != t.bundle + "/rootfs") {
     rmdir(t.rootfs.c_str());
     rmdir(std::filesystem::path(t.rootfs).parent_path().c_str());
@@ -350,9 +352,13 @@ Reply TaskService::create(const std::string& payload) {
   std::string target = sandbox_->rootfs_dir(req.id(), req.bundle());
   std::error_code ec;
   std::filesystem::create_directories(target, ec);
+  t.rootfs = target;
   if (req.rootfs_size() > 0) {
-    if (auto s = mount_rootfs(req, target); !s) return abandon(t, first, Reply::error(ttrpc::kFailedPrecondition, s.error().message));
-    t.rootfs = target;
+    if (auto s = mount_rootfs(req, target); !s) {
+      t.mounted = true;  // some of the mounts may be on it
+      return abandon(t, first, Reply::error(ttrpc::kFailedPrecondition, s.error().message));
+    }
+    t.mounted = true;
   } else {
     // `ctr run --rootfs DIR`: no mounts, root.path names DIR. Bind it where the sandbox looks.
     std::string root;
@@ -365,7 +371,7 @@ Reply TaskService::create(const std::string& payload) {
     if (root != target) {
       if (mount(root.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
         return abandon(t, first, Reply::error(ttrpc::kFailedPrecondition, "binding " + root + " on " + target + ": " + strerror(errno)));
-      t.rootfs = target;
+      t.mounted = true;
     }
   }
   v1::CreateContainerRequest creq;
@@ -434,7 +440,12 @@ Reply TaskService::start(const std::string& payload) {
   v1::Empty e;
   if (req.exec_id().empty()) {
     auto t0 = std::chrono::steady_clock::now();
-    if (auto s = agent_->StartContainer(&ctx, p->container(), &e); !s.ok()) return from_grpc(s);
+    if (auto s = agent_->StartContainer(&ctx, p->container(), &e); !s.ok()) {
+      // The init is gone (its exec failed): like runc's shim, report its exit so the task
+      // becomes stopped and can be deleted, instead of staying "created" for ever.
+      start_waiter(p);
+      return from_grpc(s);
+    }
     LOG_DEBUG("timing %s: agent start %.1f ms", p->container_id.c_str(), ms_since(t0));
     {
       std::lock_guard lk(p->mu);

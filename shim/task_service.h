@@ -33,7 +33,8 @@ class TaskService {
   struct Proc;
   struct Task {
     std::string bundle;
-    std::string rootfs;  // host directory holding containerd's mounts, "" when nothing was mounted
+    std::string rootfs;     // host directory for the container's root (the sandbox names it)
+    bool mounted = false;   // whether containerd's mounts (or a bind of root.path) are on it
     std::map<std::string, std::shared_ptr<Proc>> procs;  // "" = the container's init
   };
 

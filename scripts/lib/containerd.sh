@@ -67,19 +67,15 @@ ctd_testhost_adds() {
 
 # procs REGEX: how many processes have a command line matching REGEX (the test host has no pgrep).
 procs() {
-  local n=0 f
-  for f in /proc/[0-9]*/cmdline; do
-    [ "$f" = /proc/$$/cmdline ] || [ "$f" = /proc/$BASHPID/cmdline ] && continue
-    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -Eq -- "$1" && n=$((n + 1))
-  done
-  echo "$n"
+  pids_of "$1" | wc -l
 }
 
 # pids_of REGEX: the pids whose command line matches REGEX.
 pids_of() {
-  local f
+  local f c
   for f in /proc/[0-9]*/cmdline; do
     [ "$f" = /proc/$$/cmdline ] || [ "$f" = /proc/$BASHPID/cmdline ] && continue
-    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -Eq -- "$1" && basename "$(dirname "$f")"
+    c=$(tr '\0' ' ' 2>/dev/null <"$f") || continue  # gone meanwhile
+    [[ $c =~ $1 ]] && echo "${f//[^0-9]/}"
   done
 }

@@ -25,7 +25,7 @@ check() {  # check NAME EXPECTED ACTUAL
   if [ "$2" = "$3" ]; then echo "PASS $1"; else echo "FAIL $1: expected [$2] got [$3]"; fails=$((fails + 1)); fi
 }
 check_match() {  # check_match NAME REGEX ACTUAL
-  if printf '%s' "$3" | grep -Eq "$2"; then echo "PASS $1"; else echo "FAIL $1: [$3] does not match /$2/"; fails=$((fails + 1)); fi
+  if grep -Eq -- "$2" <<<"$3"; then echo "PASS $1"; else echo "FAIL $1: [$3] does not match /$2/"; fails=$((fails + 1)); fi
 }
 if [ "$mode" = vm ]; then
   cat >"$D/shim.json" <<J
@@ -156,6 +156,13 @@ if [ "$mode" = vm ]; then
   check "pod: one VMM" 1 "$(procs "husk-vmm.*$D/run")"
   [ "$boot_pod" != "$(cat /proc/sys/kernel/random/boot_id)" ] && echo "PASS pod: runs in a guest" || { echo "FAIL pod: host kernel"; fails=$((fails + 1)); }
 fi
+# A member whose create fails (no such program) leaves the pod running and nothing behind.
+ctr run -d "${rt[@]}" $(pod_ann container) $img bad1 /no/such/program >/dev/null 2>&1
+check "pod: a failing member is refused" 1 "$?"
+wait_state bad1 STOPPED
+check "pod: the failed member is stopped" STOPPED "$(state bad1)"
+ctr task rm bad1 >/dev/null; ctr c rm bad1
+check "pod: sandbox unharmed by it" alive "$(ctr task exec --exec-id b4 pod1 echo alive)"
 ctr task kill -s KILL m1; wait_state m1 STOPPED
 ctr task rm m1 >/dev/null; ctr c rm m1
 check "pod: sandbox outlives a member" alive "$(ctr task exec --exec-id b3 pod1 echo alive)"
