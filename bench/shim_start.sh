@@ -19,25 +19,19 @@ if [ "$mode" = vm ] && [ -z "${HUSK_BENCH_INNER:-}" ]; then
   mkdir -p "$out"
   script=$(mktemp)
   trap 'rm -f "$script"' EXIT
-  cat >"$script" <<S
-export HUSK_BENCH_INNER=1 HUSK_SHIM_DIR=\$HUSK_ROOT/shim HUSK_AGENT_INITRD=\$HUSK_ROOT/images/agent-initramfs.cpio
-export HUSK_OCI_IMAGE=\$HUSK_ROOT/images/busybox-oci.tar HUSK_BENCH_OUT=/tmp/bench
-b=$src/bench/shim_start.sh
-if [ -n "\${HUSK_IN_TESTHOST:-}" ]; then
-  export HUSK_RUNC_NO_PIVOT=1 HUSK_SHIM_DIR=/husk/bin HUSK_LIB=/husk/lib
-  b=/husk/shim_start.sh
-fi
-bash \$b $n vm
-S
+  {
+    ctd_testhost_env "$src"
+    echo "export HUSK_BENCH_INNER=1 HUSK_BENCH_OUT=/tmp/bench"
+    echo "bash \$HUSK_SRC/bench/shim_start.sh $n vm"
+  } >"$script"
   # shellcheck disable=SC2046
   HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 --mem 3072 \
-    --add "$src/bench/shim_start.sh:/husk/shim_start.sh" $(ctd_testhost_adds "$build") "$script" | tee "$out/shim_start_vm.txt"
+    --add "$src/bench/shim_start.sh:/husk/src/bench/shim_start.sh" $(ctd_testhost_adds "$build") "$script" | tee "$out/shim_start_vm.txt"
   exit "${PIPESTATUS[0]}"
 fi
 
-lib=${HUSK_LIB:-$src/scripts/lib}
-. "$lib/stats.sh"
-. "$lib/containerd.sh"
+. "$src/scripts/lib/stats.sh"
+. "$src/scripts/lib/containerd.sh"
 mkdir -p "$out"
 D=$(mktemp -d /tmp/husk-bench-ctd-XXXXXX)
 CTD_DIR=$D CTD_SHIM_DIR=${HUSK_SHIM_DIR:-$build/shim}

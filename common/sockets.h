@@ -1,6 +1,7 @@
-// Connecting stream sockets: unix by path (the agent's vsock relay, husk-agentctl's hybrid vsock
-// handshake, the ttrpc client) and AF_VSOCK by CID and port (the guest's log connection,
-// husk-agentctl behind a kernel vsock transport).
+// Stream sockets: connecting by unix path (the agent's vsock relay, husk-agentctl's hybrid vsock
+// handshake, the ttrpc client, the VMM's guest-initiated vsock streams) and AF_VSOCK by CID and
+// port (the guest's log connection, husk-agentctl behind a kernel vsock transport); listening on
+// a unix path (the VMM's hybrid vsock socket, the shim's task socket).
 #pragma once
 
 #include <string>
@@ -12,5 +13,7 @@ namespace husk {
 
 Result<UniqueFd> connect_unix(const std::string& path);
 Result<UniqueFd> connect_vsock(unsigned cid, unsigned port);
+// Binds and listens on `path`, replacing a stale socket file left there by a dead owner.
+Result<UniqueFd> listen_unix(const std::string& path, int backlog, bool nonblocking = false);
 
 }  // namespace husk

@@ -22,11 +22,8 @@ else
 fi
 script=$(mktemp)
 trap 'rm -f "$script"' EXIT
-{
-  # Where the test host puts the shim and scripts/lib; directly on hardware KVM, the tree's.
-  echo "export HUSK_SHIM_DIR=\${HUSK_IN_TESTHOST:+/husk/bin} HUSK_LIB=\${HUSK_IN_TESTHOST:+/husk/lib}"
-  echo ": \${HUSK_SHIM_DIR:=$build/shim} \${HUSK_LIB:=$src/scripts/lib}"
-} >"$script"
+. "$src/scripts/lib/containerd.sh"
+ctd_testhost_env "$src" >"$script"
 cat >>"$script" <<'INNER'
 set -e
 echo "+ virtiofsd shares a busybox root filesystem (images/build-test-bundle.sh) as tag 'share'"
@@ -57,7 +54,7 @@ tail -5 /tmp/vmm.log
 
 echo
 echo "== the same through containerd: ctr run --runtime io.containerd.husk.v2"
-. "$HUSK_LIB/containerd.sh"
+. "$HUSK_SRC/scripts/lib/containerd.sh"
 CTD_DIR=$(mktemp -d /tmp/demo-ctd-XXXXXX) CTD_SHIM_DIR=$HUSK_SHIM_DIR
 trap ctd_cleanup EXIT
 cat >"$CTD_DIR/shim.json" <<J
@@ -79,7 +76,6 @@ echo "where the shim's time went:"
 grep -oE 'timing demo: .*' "$CTD_DIR/containerd.log" | sed 's/^/  /'
 INNER
 # shellcheck disable=SC2046  # one --add pair per line, no spaces in the paths
-. "$src/scripts/lib/containerd.sh"
 HUSK_BUILD=$build "$src/tests/testhost/run.sh" --mem 2048 \
   --add "$build/images/test-bundle:/husk/images/test-bundle" \
   --add "$build/guest-agent/husk-agentctl:/husk/bin/husk-agentctl" $(ctd_testhost_adds "$build") "$script"

@@ -25,6 +25,7 @@
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
 #include "shim/config.h"
 #include "shim/events.h"
+#include "shim/sandbox.h"
 #include "shim/task_service.h"
 #include "shim/ttrpc/server.h"
 
@@ -78,17 +79,9 @@ std::string grouping(const Args& a) {
   return a.get("id");
 }
 
-// A short, stable socket name per (containerd, namespace, sandbox): FNV-1a over the triple.
+// A short, stable socket name per (containerd, namespace, sandbox).
 std::string socket_path(const Args& a, const std::string& group) {
-  std::string key = a.get("address") + "/" + a.get("namespace") + "/" + group;
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "/run/containerd/s/husk-%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return "/run/containerd/s/husk-" + shim::short_hash(a.get("address") + "/" + a.get("namespace") + "/" + group);
 }
 
 void write_address(const std::string& address) {
@@ -108,15 +101,12 @@ int start(const Args& a) {
     write_address(address);
     return 0;
   }
-  unlink(path.c_str());  // stale: its shim is gone
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 16) != 0) {
-    std::fprintf(stderr, "containerd-shim-husk-v2: %s: %s\n", path.c_str(), strerror(errno));
+  auto listener = listen_unix(path, 16);  // replaces a stale socket whose shim is gone
+  if (!listener) {
+    std::fprintf(stderr, "containerd-shim-husk-v2: %s\n", listener.error().message.c_str());
     return 1;
   }
+  int fd = listener->get();
   pid_t pid = fork();
   if (pid < 0) return 1;
   if (pid == 0) {
@@ -138,7 +128,6 @@ int start(const Args& a) {
     execv(self.c_str(), argv.data());
     _exit(127);
   }
-  close(fd);
   write_address(address);
   return 0;
 }

@@ -75,30 +75,9 @@ std::string log_tail(const std::string& path) {
   return s.empty() ? "(empty log)" : s;
 }
 
-class Helpers {
- public:
-  explicit Helpers(std::string dir) : file_(dir + "/" + kPidsFile) {}
-  void add(pid_t pid) {
-    pids_.push_back(pid);
-    std::ofstream(file_, std::ios::app) << pid << "\n";
-  }
-  // Newest first: the VMM goes before the virtiofsd it uses.
-  void stop_all() {
-    for (auto it = pids_.rbegin(); it != pids_.rend(); ++it) terminate(*it);
-    pids_.clear();
-    unlink(file_.c_str());
-  }
-  const std::vector<pid_t>& pids() const { return pids_; }
-
- private:
-  std::string file_;
-  std::vector<pid_t> pids_;
-};
-
 class VmSandbox : public Sandbox {
  public:
-  VmSandbox(Config c, std::string dir) : Sandbox(std::move(dir)), c_(std::move(c)), helpers_(dir_) {}
-  ~VmSandbox() override { stop(); }
+  VmSandbox(Config c, std::string dir) : Sandbox(std::move(c), std::move(dir)) {}
 
   Status start() override {
     mark_ = std::chrono::steady_clock::now();
@@ -110,7 +89,7 @@ class VmSandbox : public Sandbox {
     auto fsd = spawn({c_.virtiofsd, "--socket-path=" + fs_sock, "-o", "source=" + shared, "-o", "cache=none", "-o",
                       "sandbox=chroot"}, fs_log);
     if (!fsd) return fsd.error();
-    helpers_.add(*fsd);
+    add_helper(*fsd);
     if (!wait_for_socket(fs_sock, 5000, *fsd)) return make_error("virtiofsd did not start: %s", log_tail(fs_log).c_str());
     phase("virtiofsd");
     auto vmm = spawn({c_.vmm, "--kernel", c_.kernel, "--initrd", c_.initramfs, "--vcpus", std::to_string(c_.vcpus),
@@ -118,7 +97,7 @@ class VmSandbox : public Sandbox {
                       "--cmdline", "console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet"},
                      vmm_log);
     if (!vmm) return vmm.error();
-    helpers_.add(*vmm);
+    add_helper(*vmm);
     if (!wait_for_socket(vsock, 5000, *vmm)) return make_error("husk-vmm did not start: %s", log_tail(vmm_log).c_str());
     phase("vmm");
     auto ch = agent_client::connect("hvsock:" + vsock + ":1024", std::chrono::milliseconds(c_.agent_timeout_ms));
@@ -127,7 +106,6 @@ class VmSandbox : public Sandbox {
     phase("boot+agent");
     return {};
   }
-  std::shared_ptr<grpc::Channel> channel() const override { return channel_; }
   std::string rootfs_dir(const std::string& id, const std::string&) const override { return dir_ + "/shared/" + id + "/rootfs"; }
   agent::v1::Rootfs rootfs(const std::string& id, const std::string&) const override {
     agent::v1::Rootfs r;
@@ -135,23 +113,11 @@ class VmSandbox : public Sandbox {
     r.set_subpath(id + "/rootfs");
     return r;
   }
-  void stop() override {
-    channel_.reset();
-    helpers_.stop_all();
-    remove_dir(dir_);
-  }
-  std::vector<pid_t> pids() const override { return helpers_.pids(); }
-
- private:
-  Config c_;
-  Helpers helpers_;
-  std::shared_ptr<grpc::Channel> channel_;
 };
 
 class HostSandbox : public Sandbox {
  public:
-  HostSandbox(Config c, std::string dir) : Sandbox(std::move(dir)), c_(std::move(c)), helpers_(dir_) {}
-  ~HostSandbox() override { stop(); }
+  HostSandbox(Config c, std::string dir) : Sandbox(std::move(c), std::move(dir)) {}
 
   Status start() override {
     mark_ = std::chrono::steady_clock::now();
@@ -159,7 +125,7 @@ class HostSandbox : public Sandbox {
     auto pid = spawn({c_.agent, "--listen", "unix:" + sock, "--state-dir", dir_ + "/agent-state", "--cgroup-parent",
                       "/husk-shim", "--ignore-missing-controllers", "--log-level", c_.log_level}, log);
     if (!pid) return pid.error();
-    helpers_.add(*pid);
+    add_helper(*pid);
     if (!wait_for_socket(sock, c_.agent_timeout_ms, *pid)) return make_error("husk-agent did not listen: %s", log_tail(log).c_str());
     auto ch = agent_client::connect("unix:" + sock, std::chrono::milliseconds(c_.agent_timeout_ms));
     if (!ch) return ch.error();
@@ -167,37 +133,29 @@ class HostSandbox : public Sandbox {
     phase("agent");
     return {};
   }
-  std::shared_ptr<grpc::Channel> channel() const override { return channel_; }
   std::string rootfs_dir(const std::string&, const std::string& bundle) const override { return bundle + "/rootfs"; }
   agent::v1::Rootfs rootfs(const std::string&, const std::string& bundle) const override {
     agent::v1::Rootfs r;
     r.set_path(bundle + "/rootfs");
     return r;
   }
-  void stop() override {
-    channel_.reset();
-    helpers_.stop_all();  // SIGTERM: the agent removes its containers first
-    remove_dir(dir_);
-  }
-  std::vector<pid_t> pids() const override { return helpers_.pids(); }
-
- private:
-  Config c_;
-  Helpers helpers_;
-  std::shared_ptr<grpc::Channel> channel_;
 };
 
 }  // namespace
 
-std::string Sandbox::dir_for(const std::string& root, const std::string& ns, const std::string& sandbox_id) {
+std::string short_hash(const std::string& key) {
   uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (unsigned char c : ns + "/" + sandbox_id) {
+  for (unsigned char c : key) {
     h ^= c;
     h *= 1099511628211ULL;
   }
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "/%016llx", static_cast<unsigned long long>(h));
-  return root + buf;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string Sandbox::dir_for(const std::string& root, const std::string& ns, const std::string& sandbox_id) {
+  return root + "/" + short_hash(ns + "/" + sandbox_id);
 }
 
 void Sandbox::cleanup_after_crash(const std::string& bundle, const std::string& id) {
@@ -220,6 +178,22 @@ void Sandbox::cleanup_after_crash(const std::string& bundle, const std::string& 
   rmdir(root.c_str());
   // Other containers of the pod may still have roots mounted here: their deletes finish it.
   remove_dir(dir);
+}
+
+Sandbox::~Sandbox() { stop(); }
+
+void Sandbox::add_helper(pid_t pid) {
+  helpers_.push_back(pid);
+  std::ofstream(dir_ + "/" + kPidsFile, std::ios::app) << pid << "\n";
+}
+
+void Sandbox::stop() {
+  channel_.reset();
+  // SIGTERM first: a host agent removes its containers before exiting.
+  for (auto it = helpers_.rbegin(); it != helpers_.rend(); ++it) terminate(*it);
+  helpers_.clear();
+  unlink((dir_ + "/" + kPidsFile).c_str());
+  remove_dir(dir_);
 }
 
 void Sandbox::phase(const char* name) {

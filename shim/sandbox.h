@@ -23,16 +23,17 @@ namespace husk::shim {
 
 class Sandbox {
  public:
-  virtual ~Sandbox() = default;
+  virtual ~Sandbox();
+  // Starts the helpers and connects to the agent; on failure stop() undoes what started.
   virtual Status start() = 0;
-  virtual std::shared_ptr<grpc::Channel> channel() const = 0;
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   // The host directory where container `id` (bundle `bundle`) gets its root mounted.
   virtual std::string rootfs_dir(const std::string& id, const std::string& bundle) const = 0;
   // How the agent finds that root.
   virtual agent::v1::Rootfs rootfs(const std::string& id, const std::string& bundle) const = 0;
-  virtual void stop() = 0;
-  // Pids of the helpers, for benchmarks and `husk-pids`.
-  virtual std::vector<pid_t> pids() const = 0;
+  // Drops the agent connection, stops the helpers (newest first: the VMM before the virtiofsd
+  // it uses; SIGTERM, then SIGKILL after a grace period) and removes the directory.
+  void stop();
   const std::string& dir() const { return dir_; }
   // How long start()'s phases took ("virtiofsd 2.1 ms, vmm 4.0 ms, boot+agent 812.3 ms"),
   // for the shim's debug log and bench/shim_start.sh.
@@ -48,14 +49,23 @@ class Sandbox {
   static void write_pointer(const std::string& bundle, const std::string& dir);
 
  protected:
-  explicit Sandbox(std::string dir) : dir_(std::move(dir)) {}
+  Sandbox(Config c, std::string dir) : c_(std::move(c)), dir_(std::move(dir)) {}
+  // Records a started helper (also in <dir>/husk-pids, for `delete` after a crash).
+  void add_helper(pid_t pid);
   // Removes the directory unless a container root is still mounted under it.
   static void remove_dir(const std::string& dir);
   void phase(const char* name);  // ends a timed phase of start()
+  Config c_;
   std::string dir_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::vector<pid_t> helpers_;
   std::string timings_;
   std::chrono::steady_clock::time_point mark_ = std::chrono::steady_clock::now();
 };
+
+// 16 hex digits naming `key` (FNV-1a): socket and directory names of a fixed, short length
+// whatever the ids' length, since unix socket paths are limited to 107 bytes.
+std::string short_hash(const std::string& key);
 
 std::unique_ptr<Sandbox> make_sandbox(const Config& c, const std::string& dir);
 

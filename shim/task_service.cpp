@@ -433,8 +433,8 @@ Reply TaskService::start(const std::string& payload) {
   if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
   {
     std::lock_guard lk(p->mu);
-    if (p->st.status() != ProcessState::Status::kCreated)
-      return Reply::error(ttrpc::kFailedPrecondition, ProcessState(p->st).start().error().message);
+    ProcessState next = p->st;  // the transition happens once the agent started it
+    if (auto s = next.start(); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
   }
   grpc::ClientContext ctx;
   v1::Empty e;

@@ -44,9 +44,13 @@ ctd_cleanup() {
 
 ctr() { command ctr --address "$CTD_DIR/containerd.sock" "$@"; }
 
-# ctd_testhost_adds BUILD: tests/testhost/run.sh --add arguments that bring containerd, ctr,
-# runc and its shim, husk's shim, the agent image, the OCI image, virtiofsd and this library
-# into the test host (shims in /husk/bin, images in /husk/images, this file in /husk/lib).
+# Scripts that run containerd in the test host (tests/testhost/run.sh) find the tree's files
+# under HUSK_SRC: /husk/src there (ctd_testhost_adds and the caller's --add put them there
+# under their tree paths), the tree itself directly on hardware KVM.
+
+# ctd_testhost_adds BUILD: run.sh --add arguments that bring containerd, ctr, runc and its shim,
+# husk's shim, the agent image, the OCI image, virtiofsd and this library into the test host
+# (programs in /husk/bin, images in /husk/images, this library under /husk/src).
 ctd_testhost_adds() {
   local build=$1 lib
   lib=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -57,12 +61,24 @@ ctd_testhost_adds() {
     "/usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd" \
     "$(type -P containerd):/husk/bin/containerd" \
     "$(type -P ctr):/husk/bin/ctr" \
-    "$(command -v containerd-shim-runc-v2):/husk/bin/containerd-shim-runc-v2" \
+    "$(type -P containerd-shim-runc-v2):/husk/bin/containerd-shim-runc-v2" \
     "$(type -P runc):/husk/bin/runc" \
     "$(type -P script):/husk/bin/script" \
     "/bin/bash:/husk/bin/bash" \
-    "$lib/containerd.sh:/husk/lib/containerd.sh" \
-    "$lib/stats.sh:/husk/lib/stats.sh"
+    "$lib/containerd.sh:/husk/src/scripts/lib/containerd.sh" \
+    "$lib/stats.sh:/husk/src/scripts/lib/stats.sh"
+}
+
+# ctd_testhost_env SRC: the first lines of a run.sh script: bash (this library needs it),
+# HUSK_SRC, where the shim and the images are, and runc's --no-pivot where the root is an
+# initramfs (the test host).
+ctd_testhost_env() {
+  cat <<E
+[ -n "\${BASH_VERSION:-}" ] || exec bash "\$0" "\$@"  # the test host runs scripts with busybox sh
+export HUSK_SRC=$1 HUSK_SHIM_DIR=\$HUSK_ROOT/shim HUSK_AGENT_INITRD=\$HUSK_ROOT/images/agent-initramfs.cpio
+export HUSK_OCI_IMAGE=\$HUSK_ROOT/images/busybox-oci.tar
+[ -z "\${HUSK_IN_TESTHOST:-}" ] || export HUSK_SRC=/husk/src HUSK_SHIM_DIR=/husk/bin HUSK_RUNC_NO_PIVOT=1
+E
 }
 
 # procs REGEX: how many processes have a command line matching REGEX (the test host has no pgrep).

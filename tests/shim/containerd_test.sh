@@ -9,10 +9,9 @@
 #   takes a subset: each microVM boot costs seconds under emulation.
 # env: HUSK_LEAK_RUNS="SEQUENTIAL PARALLEL" (default "20 5"), HUSK_SHIM_DIR
 #      (containerd-shim-husk-v2), HUSK_VMM, HUSK_KERNEL, HUSK_AGENT_INITRD, HUSK_AGENT, HUSK_VIRTIOFSD, HUSK_OCI_IMAGE (or HUSK_TEST_ROOTFS to build it),
-#      HUSK_RUNC_NO_PIVOT=1 where the root is an initramfs (the test host),
-#      HUSK_LIB (scripts/lib, where it is not beside this script's tree)
+#      HUSK_RUNC_NO_PIVOT=1 where the root is an initramfs (the test host)
 set -uo pipefail
-. "${HUSK_LIB:-$(dirname "$0")/../../scripts/lib}/containerd.sh"
+. "$(dirname "$0")/../../scripts/lib/containerd.sh"
 mode=${1:?usage: containerd_test.sh vm|host [SECTION...]}
 shift
 sections=" ${*:-run task kill events restart pod config leaks} "

@@ -10,16 +10,11 @@ build=${1:?usage: run_vm.sh BUILD_DIR [SECTION...]}
 shift
 script=$(mktemp)
 trap 'rm -f "$script"' EXIT
-cat >"$script" <<S
-export HUSK_SHIM_DIR=\$HUSK_ROOT/shim HUSK_AGENT_INITRD=\$HUSK_ROOT/images/agent-initramfs.cpio
-export HUSK_OCI_IMAGE=\$HUSK_ROOT/images/busybox-oci.tar HUSK_LEAK_RUNS="${HUSK_LEAK_RUNS:-20 5}"
-t=$here/containerd_test.sh
-if [ -n "\${HUSK_IN_TESTHOST:-}" ]; then
-  export HUSK_RUNC_NO_PIVOT=1 HUSK_SHIM_DIR=/husk/bin HUSK_LIB=/husk/lib
-  t=/husk/containerd_test.sh
-fi
-bash \$t vm $*
-S
+{
+  ctd_testhost_env "$(cd "$here/../.." && pwd)"
+  echo "export HUSK_LEAK_RUNS=\"${HUSK_LEAK_RUNS:-20 5}\""
+  echo "bash \$HUSK_SRC/tests/shim/containerd_test.sh vm $*"
+} >"$script"
 # shellcheck disable=SC2046  # one --add pair per line, no spaces in the paths
 HUSK_BUILD=$build exec "$here/../testhost/run.sh" --timeout 1400 --mem 3072 \
-  --add "$here/containerd_test.sh:/husk/containerd_test.sh" $(ctd_testhost_adds "$build") "$script"
+  --add "$here/containerd_test.sh:/husk/src/tests/shim/containerd_test.sh" $(ctd_testhost_adds "$build") "$script"

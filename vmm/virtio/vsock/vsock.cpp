@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/sockets.h"
 #include "vmm/virtio/chain_io.h"
 
 namespace husk::virtio {
@@ -18,29 +19,14 @@ using namespace vsock;
 enum : uint16_t { kRxQueue = 0, kTxQueue = 1 };
 constexpr size_t kMaxConnectLine = 32;
 
-Result<sockaddr_un> unix_addr(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof a.sun_path)
-    return make_error("unix socket path '%s' is empty or longer than %zu bytes", path.c_str(),
-                      sizeof a.sun_path - 1);
-  std::memcpy(a.sun_path, path.c_str(), path.size());
-  return a;
-}
 }  // namespace
 
 Result<std::shared_ptr<Vsock>> Vsock::open(const VsockConfig& cfg) {
   if (cfg.guest_cid <= kHostCid || cfg.guest_cid >= 0xffffffffull)
     return make_error("vsock guest CID %llu is reserved", (unsigned long long)cfg.guest_cid);
-  auto addr = unix_addr(cfg.uds_path);
-  if (!addr) return addr.error();
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return make_error("vsock: socket: %s", strerror(errno));
-  ::unlink(cfg.uds_path.c_str());  // a stale socket from an earlier VM
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 ||
-      ::listen(fd.get(), 128) != 0)
-    return make_error("vsock: cannot listen on %s: %s", cfg.uds_path.c_str(), strerror(errno));
-  return std::make_shared<Vsock>(std::move(fd), cfg);
+  auto fd = listen_unix(cfg.uds_path, 128, /*nonblocking=*/true);  // replaces a stale socket from an earlier VM
+  if (!fd) return make_error("vsock: %s", fd.error().message.c_str());
+  return std::make_shared<Vsock>(std::move(fd.value()), cfg);
 }
 
 Vsock::Vsock(UniqueFd listener, VsockConfig cfg) : listener_(std::move(listener)), cfg_(std::move(cfg)) {}
@@ -239,12 +225,10 @@ Status Vsock::on_host_written(uint64_t id, bool ok) {
 void Vsock::guest_connect(const Header& h) {
   Key k{h.dst_port, h.src_port};
   if (conns_.count(k)) return push_rst(h);
-  auto addr = unix_addr(cfg_.uds_path + "_" + std::to_string(h.dst_port));
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   // A local stream connect completes or fails at once; made non-blocking after.
-  if (!addr || !fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 ||
-      ::fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0)
-    return push_rst(h);
+  auto conn = connect_unix(cfg_.uds_path + "_" + std::to_string(h.dst_port));
+  if (!conn || ::fcntl(conn->get(), F_SETFL, O_NONBLOCK) != 0) return push_rst(h);
+  UniqueFd fd = std::move(conn.value());
   Conn c;
   c.id = next_id_++;
   c.fd = std::move(fd);
