@@ -1,6 +1,7 @@
 #include "common/sockets.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <linux/vm_sockets.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -24,23 +25,24 @@ Result<sockaddr_un> unix_addr(const std::string& path) {
 
 }  // namespace
 
-Result<UniqueFd> connect_unix(const std::string& path) {
+Result<UniqueFd> connect_unix(const std::string& path, bool nonblocking) {
   auto addr = unix_addr(path);
   if (!addr) return addr.error();
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
   if (!fd) return make_error("socket: %s", strerror(errno));
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0)
     return make_error("connect %s: %s", path.c_str(), strerror(errno));
   return fd;
 }
 
-Result<UniqueFd> listen_unix(const std::string& path, int backlog, bool nonblocking) {
+Result<UniqueFd> listen_unix(const std::string& path, int backlog, bool nonblocking, unsigned mode) {
   auto addr = unix_addr(path);
   if (!addr) return addr.error();
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
   if (!fd) return make_error("socket: %s", strerror(errno));
   ::unlink(path.c_str());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 || ::listen(fd.get(), backlog) != 0)
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 ||
+      ::chmod(path.c_str(), mode) != 0 || ::listen(fd.get(), backlog) != 0)
     return make_error("cannot listen on %s: %s", path.c_str(), strerror(errno));
   return fd;
 }

@@ -11,9 +11,13 @@
 
 namespace husk {
 
-Result<UniqueFd> connect_unix(const std::string& path);
+// `nonblocking`: the socket is O_NONBLOCK, and a listener whose backlog is full answers EAGAIN
+// at once instead of making the caller wait.
+Result<UniqueFd> connect_unix(const std::string& path, bool nonblocking = false);
 Result<UniqueFd> connect_vsock(unsigned cid, unsigned port);
-// Binds and listens on `path`, replacing a stale socket file left there by a dead owner.
-Result<UniqueFd> listen_unix(const std::string& path, int backlog, bool nonblocking = false);
+// Binds and listens on `path`, replacing a stale socket file left there by a dead owner. The
+// socket file gets `mode` (owner only by default; its directory should be private too, as
+// the mode is set just after bind).
+Result<UniqueFd> listen_unix(const std::string& path, int backlog, bool nonblocking = false, unsigned mode = 0600);
 
 }  // namespace husk

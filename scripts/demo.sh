@@ -15,10 +15,11 @@ build=${HUSK_BUILD:-$src/build}
 echo "husk-vmm:        $build/vmm/husk-vmm"
 echo "guest kernel:    $(readlink -f "$build/images/vmlinux")"
 echo "agent initramfs: $build/images/agent-initramfs.cpio (husk-agent as /init)"
-if [ -c /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+. "$src/scripts/lib/kvm.sh"
+if [ "$(kvm_kind)" = hardware ]; then
   say "hardware KVM found: booting the microVM directly"
 else
-  say "no hardware KVM here ($( [ -d /sys/module/kvm_pvm ] && echo '/dev/kvm is PVM' || echo 'no vmx/svm')): booting the microVM inside the test host (QEMU TCG + nested SVM); its times are emulated"
+  say "no hardware KVM here ($(kvm_describe)): booting the microVM inside the test host (QEMU TCG + nested SVM); its times are emulated"
 fi
 script=$(mktemp)
 trap 'rm -f "$script"' EXIT
@@ -29,7 +30,7 @@ set -e
 echo "+ virtiofsd shares a busybox root filesystem (images/build-test-bundle.sh) as tag 'share'"
 mkdir -p /tmp/share && cp -a "$HUSK_ROOT/images/test-bundle/rootfs" /tmp/share/rootfs
 /usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none -o sandbox=chroot >/tmp/vfsd.log 2>&1 &
-for i in $(seq 100); do [ -S /tmp/vfs.sock ] && break; sleep 0.1; done
+wait_for 10 "the socket of virtiofsd" test -S /tmp/vfs.sock
 echo "+ husk-vmm --kernel vmlinux --initrd agent-initramfs.cpio --vcpus 2 --mem 256 --vsock 3,/tmp/v.sock --fs share,/tmp/vfs.sock"
 "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_ROOT/images/agent-initramfs.cpio" --vcpus 2 --mem 256 \
   --vsock 3,/tmp/v.sock --fs share,/tmp/vfs.sock \
@@ -47,7 +48,7 @@ echo "+ husk-agentctl details"
 ctl details
 echo "+ husk-agentctl destroy-sandbox (the guest powers off)"
 ctl destroy-sandbox
-wait $vmm
+wait_pid 200 $vmm husk-vmm
 echo "husk-vmm exit status: $?"
 echo "--- guest console (tail):"
 tail -5 /tmp/vmm.log

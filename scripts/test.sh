@@ -6,13 +6,19 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 "$src/scripts/setup.sh"
+. "$src/scripts/lib/kvm.sh"
+start=$SECONDS
+case $(kvm_kind) in
+  hardware) echo "== this machine: hardware KVM: guests boot directly" ;;
+  *) echo "== this machine: $(kvm_describe): tests that boot guests run inside the test host (QEMU TCG + nested KVM)" ;;
+esac
 
-echo "== build (RelWithDebInfo) and all tests"
+echo "== build (Release, what users and packagers build) and all tests"
 "$src/scripts/build.sh" >/dev/null
 ctest --test-dir "$src/build" -j"$jobs" --output-on-failure --timeout 900
 
 echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-cmake -S "$src" -B "$src/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SANITIZE=ON \
+cmake -S "$src" -B "$src/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SANITIZE=ON -DHUSK_WERROR=ON \
   -DHUSK_GUEST_IMAGES=OFF >/dev/null
 cmake --build "$src/build-asan" -j"$jobs" >/dev/null
 ctest --test-dir "$src/build-asan" -L unit -j"$jobs" --output-on-failure
@@ -22,7 +28,9 @@ cmake --build "$src/build-asan" -j"$jobs" --target husk-vmm >/dev/null
 "$src/tests/testhost/asan_devices.sh" "$src/build-asan/vmm/husk-vmm"
 
 echo "== fuzz targets (short runs; see README for long runs)"
-CXX=clang++ cmake -S "$src" -B "$src/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CXX=clang++ cmake -S "$src" -B "$src/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_WERROR=ON \
   -DHUSK_FUZZ=ON -DHUSK_GUEST_IMAGES=OFF >/dev/null
 cmake --build "$src/build-fuzz" -j"$jobs" --target fuzz_targets >/dev/null
 ctest --test-dir "$src/build-fuzz" -L fuzz --output-on-failure
+
+echo "== all tests passed on this machine ($(kvm_describe)) in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"

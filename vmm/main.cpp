@@ -1,7 +1,6 @@
 // husk-vmm entry point: parse, build the VM, run it, map the outcome to an exit status.
 #include <csignal>
 #include <cstdio>
-#include <exception>
 
 #include "common/log.h"
 #include "vmm/vm/config.h"
@@ -25,11 +24,10 @@ int main(int argc, char** argv) {
   }
   husk::log::set_level(static_cast<husk::log::Level>(cfg->log_level));
 
-  try {
-    husk::MicroVm vm(*cfg);
-    return vm.run();
-  } catch (const std::exception& e) {
-    LOG_ERROR("%s", e.what());
+  auto vm = husk::MicroVm::build(*cfg);
+  if (!vm) {
+    LOG_ERROR("%s", vm.error().message.c_str());
     return 1;
   }
+  return (*vm)->run();
 }

@@ -93,7 +93,8 @@ Result<Cgroup> Cgroup::create(const std::string& relative, bool missing_ok) {
         if (fd && ::write(fd.get(), v.data(), v.size()) < 0)
           LOG_DEBUG("cgroup: enabling %s in %s: %s", c.c_str(), path.c_str(), strerror(errno));
       }
-      path += "/" + relative.substr(i, j - i);
+      path += '/';
+      path.append(relative, i, j - i);
       if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
         return make_error("cgroup: mkdir %s: %s", path.c_str(), strerror(errno));
       controllers.clear();

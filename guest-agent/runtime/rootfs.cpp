@@ -24,9 +24,8 @@ int openat2_in_root(int root, const std::string& path, int flags) {
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  std::string rel = path;
-  while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
-  if (rel.empty()) rel = ".";
+  size_t start = path.find_first_not_of('/');
+  std::string rel = start == std::string::npos ? std::string(".") : path.substr(start);
   return static_cast<int>(syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how));
 }
 

@@ -1,10 +1,12 @@
 # A private containerd for the shim's tests and benchmarks (sourced): own root, state and
 # socket under CTD_DIR, the CRI plugin off, containerd-shim-husk-v2 from CTD_SHIM_DIR first on
-# its PATH and HUSK_SHIM_CONFIG=$CTD_DIR/shim.json (the caller writes that file).
+# its PATH and HUSK_SHIM_CONFIG=$CTD_DIR/shim.json (the caller writes that file). Its waits are
+# bounded (wait.sh, sourced here too).
 #   CTD_DIR=... CTD_SHIM_DIR=... ctd_start    (again after a kill: a restart)
 #   ctr ARGS...                               (talks to it)
 #   ctd_stop
 #   trap ctd_cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/wait.sh"
 
 ctd_start() {
   [ -f "$CTD_DIR/config.toml" ] || cat >"$CTD_DIR/config.toml" <<T
@@ -19,9 +21,8 @@ T
   PATH=$CTD_SHIM_DIR:$PATH HUSK_SHIM_CONFIG=$CTD_DIR/shim.json containerd --config "$CTD_DIR/config.toml" \
     >>"$CTD_DIR/containerd.log" 2>&1 &
   ctd=$!
-  local i
-  for i in $(seq 100); do [ -S "$CTD_DIR/containerd.sock" ] && break; sleep 0.1; done
-  command ctr --address "$CTD_DIR/containerd.sock" version >/dev/null 2>&1 || sleep 1
+  wait_until 30 "containerd to answer on $CTD_DIR/containerd.sock" \
+    command ctr --address "$CTD_DIR/containerd.sock" version >/dev/null 2>&1 || tail -5 "$CTD_DIR/containerd.log" >&2
 }
 
 ctd_stop() {
@@ -37,12 +38,13 @@ ctd_cleanup() {
   local p m
   ctd_stop
   for p in $(pids_of "containerd-shim-.*-address $CTD_DIR|$CTD_DIR/run/"); do kill -9 "$p" 2>/dev/null; done
-  sleep 0.5
+  wait_until 10 "killed shims and helpers to exit" eval "[ -z \"\$(pids_of 'containerd-shim-.*-address $CTD_DIR|$CTD_DIR/run/')\" ]"
   grep -o " $CTD_DIR[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$CTD_DIR"
 }
 
-ctr() { command ctr --address "$CTD_DIR/containerd.sock" "$@"; }
+# Each ctr command has a deadline (scaled to this machine): a hung call fails the step.
+ctr() { bounded 300 command ctr --address "$CTD_DIR/containerd.sock" "$@"; }
 
 # Scripts that run containerd in the test host (tests/testhost/run.sh) find the tree's files
 # under HUSK_SRC: /husk/src there (ctd_testhost_adds and the caller's --add put them there
@@ -66,7 +68,8 @@ ctd_testhost_adds() {
     "$(type -P script):/husk/bin/script" \
     "/bin/bash:/husk/bin/bash" \
     "$lib/containerd.sh:/husk/src/scripts/lib/containerd.sh" \
-    "$lib/stats.sh:/husk/src/scripts/lib/stats.sh"
+    "$lib/stats.sh:/husk/src/scripts/lib/stats.sh" \
+    "$lib/wait.sh:/husk/src/scripts/lib/wait.sh"
 }
 
 # ctd_testhost_env SRC: the first lines of a run.sh script: bash (this library needs it),

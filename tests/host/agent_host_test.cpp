@@ -147,7 +147,7 @@ TEST_F(AgentHost, MalformedConfigsGetInvalidArgumentNamingTheField) {
   json absurd = config("true");
   absurd["process"]["rlimits"] = {{{"type", "RLIMIT_NOFILE"}, {"soft", 100}, {"hard", 1}}};
   json huge = config("true");
-  for (int i = 0; i < 9000; i++) huge["process"]["env"].push_back("X" + std::to_string(i) + "=1");
+  for (int i = 0; i < 9000; i++) huge["process"]["env"].push_back(std::string("X").append(std::to_string(i)).append("=1"));
   for (const auto& c : std::vector<Case>{{"{", "not valid JSON"},
                                          {wrong_type.dump(), "process.user.uid"},
                                          {bad_ns.dump(), "unknown namespace \"bogus\""},

@@ -50,9 +50,11 @@ rt=(--runtime io.containerd.husk.v2 --snapshotter native)
 runc_rt=(--runtime io.containerd.runc.v2 --snapshotter native ${HUSK_RUNC_NO_PIVOT:+--no-pivot})
 
 state() { ctr task ls | awk -v id="$1" '$1==id {print $3}'; }
-wait_state() {  # wait_state ID STATE
-  for i in $(seq 300); do [ "$(state "$1")" = "$2" ] && return; sleep 0.1; done
+state_is() { [ "$(state "$1")" = "$2" ]; }
+wait_state() {  # wait_state ID STATE: a deadline scaled to this machine, then says what it saw
+  wait_until 60 "task $1 to be $2" state_is "$1" "$2" || echo "  (task $1 is [$(state "$1")])"
 }
+echo "time scale on this machine: $(time_scale)x"
 
 # 1. ctr run --rm: output and exit code
 if want run; then
@@ -65,7 +67,7 @@ fi
 # 2. a long-running task: exec with and without a terminal, ps, metrics, pause, resume, kill
 if want task; then
 ctr run -d "${rt[@]}" $img t1 sh -c 'trap "exit 143" TERM; while :; do sleep 0.1; done' >/dev/null
-check "run -d" RUNNING "$(ctr task ls | awk '$1=="t1" {print $3}')"
+check "run -d" RUNNING "$(state t1)"
 out=$(ctr task exec --exec-id e1 t1 sh -c 'echo exec-out; exit 5')
 check "exec exit code" 5 "$?"
 check "exec output" exec-out "$out"
@@ -76,12 +78,12 @@ metrics=$(ctr task metrics t1 2>&1)
 check_match "metrics" "pids.current" "$metrics"
 [ "$mode" = vm ] && check_match "metrics pids in the guest" "pids.current +[1-9]" "$metrics"
 ctr task pause t1
-check "pause" PAUSED "$(ctr task ls | awk '$1=="t1" {print $3}')"
+check "pause" PAUSED "$(state t1)"
 ctr task resume t1
-check "resume" RUNNING "$(ctr task ls | awk '$1=="t1" {print $3}')"
+check "resume" RUNNING "$(state t1)"
 ctr task kill t1  # SIGTERM: the trap exits 143
-for i in $(seq 100); do [ "$(ctr task ls | awk '$1=="t1" {print $3}')" = STOPPED ] && break; sleep 0.1; done
-check "kill TERM stops the task" STOPPED "$(ctr task ls | awk '$1=="t1" {print $3}')"
+wait_state t1 STOPPED
+check "kill TERM stops the task" STOPPED "$(state t1)"
 ctr task rm t1 >/dev/null
 check "task rm" "" "$(ctr task ls | awk '$1=="t1"')"
 ctr c rm t1
@@ -91,28 +93,32 @@ fi
 if want kill; then
 ( ctr run --rm "${rt[@]}" $img k1 sh -c 'while :; do sleep 0.1; done'; echo $? >"$D/k1.code" ) &
 k1=$!
-for i in $(seq 300); do [ "$(ctr task ls | awk '$1=="k1" {print $3}')" = RUNNING ] && break; sleep 0.1; done
+wait_state k1 RUNNING
 ctr task kill -s KILL k1
-for i in $(seq 300); do [ -s "$D/k1.code" ] && break; sleep 0.1; done
+wait_until 60 "ctr run of k1 to return after its KILL" test -s "$D/k1.code"
 check "kill KILL → 137" 137 "$(cat "$D/k1.code" 2>/dev/null)"
-wait $k1
+# If the task came up late (or never), the KILL above found nothing: end it now, then the run.
+ctr task kill -s KILL k1 >/dev/null 2>&1
+wait_bounded 30 $k1 "the backgrounded ctr run of k1"
 fi
 
 # 4. events: the same commands under the runc shim and husk's give the same topics in order
 events_of() {  # events_of RUNTIME_ARGS... : topics seen for container "ev"
   local log=$D/events-$1.log
-  command ctr --address "$D/containerd.sock" events >"$log" 2>&1 &
-  local ev=$!
-  sleep 0.3
+  bounded 600 command ctr --address "$D/containerd.sock" events >"$log" 2>&1 &
+  local ev=$! n=0
+  # Subscribed once an event we cause shows up (a namespace label change publishes one).
+  subscribed() { n=$((n + 1)); ctr namespaces label "$CONTAINERD_NAMESPACE" husk-probe=$n; grep -q /namespaces/update "$log"; }
+  wait_until 30 "ctr events to subscribe" subscribed
   ctr run -d "$@" $img ev sh -c 'while :; do sleep 0.1; done' >/dev/null
   ctr task exec --exec-id x ev true
   ctr task pause ev
   ctr task resume ev
   ctr task kill -s KILL ev
-  for i in $(seq 100); do [ "$(ctr task ls | awk '$1=="ev" {print $3}')" = STOPPED ] && break; sleep 0.1; done
+  wait_state ev STOPPED
   ctr task rm ev >/dev/null
   ctr c rm ev
-  sleep 0.5
+  wait_until 30 "the delete event of ev" grep -q /tasks/delete "$log"
   kill $ev
   wait $ev 2>/dev/null
   awk '{print $6}' "$log" | grep -E '^/tasks/' | tr '\n' ' '
@@ -130,10 +136,10 @@ if want restart; then
 ctr run -d "${rt[@]}" $img s1 sh -c 'while :; do sleep 0.1; done' >/dev/null
 kill -9 "$ctd"; wait "$ctd" 2>/dev/null
 ctd_start
-check "task survives a containerd restart" RUNNING "$(ctr task ls | awk '$1=="s1" {print $3}')"
+check "task survives a containerd restart" RUNNING "$(state s1)"
 check "exec after the restart" again "$(ctr task exec --exec-id r s1 echo again)"
 ctr task kill -s KILL s1
-for i in $(seq 100); do [ "$(ctr task ls | awk '$1=="s1" {print $3}')" = STOPPED ] && break; sleep 0.1; done
+wait_state s1 STOPPED
 ctr task rm s1 >/dev/null; ctr c rm s1
 fi
 
@@ -167,7 +173,7 @@ ctr task rm m1 >/dev/null; ctr c rm m1
 check "pod: sandbox outlives a member" alive "$(ctr task exec --exec-id b3 pod1 echo alive)"
 ctr task kill -s KILL pod1; wait_state pod1 STOPPED
 ctr task rm pod1 >/dev/null; ctr c rm pod1
-sleep 0.5
+wait_until 30 "the pod's shim to exit" eval '[ "$(procs "containerd-shim-husk-v2.*-address $D")" = 0 ]'
 check "pod: shim gone with the sandbox" 0 "$(procs "containerd-shim-husk-v2.*-address $D")"
 check "pod: sandbox state gone" "" "$(ls "$D/run" 2>/dev/null)"
 fi
@@ -192,8 +198,8 @@ if want leaks; then
 for i in $(seq "$seq_runs"); do ctr run --rm "${rt[@]}" $img q$i true || { echo "FAIL sequential run $i"; fails=$((fails + 1)); }; done
 par=()
 for i in $(seq "$par_runs"); do ctr run --rm "${rt[@]}" $img p$i true & par+=($!); done
-wait "${par[@]}"
-sleep 1
+for p in "${par[@]}"; do wait_bounded 300 "$p" "parallel run (pid $p)"; done
+wait_until 30 "every shim to exit" eval '[ "$(procs "containerd-shim-husk-v2.*-address $D")" = 0 ]' 
 check "no shim left" 0 "$(procs "containerd-shim-husk-v2.*-address $D")"
 check "no VMM, virtiofsd or agent left" 0 "$(procs "$D/run/")"
 check "no mounts left" 0 "$(grep -cE " $D/(state|run)" /proc/mounts)"

@@ -20,7 +20,7 @@ const std::string kAdds =
 const std::string kBoot = R"SH(
 mkdir -p /tmp/share && cp -a "$HUSK_ROOT/images/test-bundle/rootfs" /tmp/share/rootfs
 /usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none -o sandbox=chroot >/tmp/vfsd.log 2>&1 &
-for i in $(seq 100); do [ -S /tmp/vfs.sock ] && break; sleep 0.1; done
+wait_for 10 "the socket of virtiofsd" test -S /tmp/vfs.sock
 "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_ROOT/images/agent-initramfs.cpio" --mem 256 --vcpus 2 \
   --vsock 3,/tmp/v.sock --fs share,/tmp/vfs.sock \
   --cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet' >/tmp/vmm.log 2>&1 &
@@ -37,7 +37,7 @@ bundle() {
 
 const std::string kShutdown = R"SH(
 ctl destroy-sandbox
-wait $vmm
+wait_pid 200 $vmm husk-vmm
 echo VMM_EXIT=$?
 grep -q HUSK_AGENT_READY /tmp/vmm.log && echo AGENT_READY=1
 tail -20 /tmp/vmm.log

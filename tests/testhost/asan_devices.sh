@@ -17,7 +17,7 @@ $V --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --blk /tmp/disk.img,bw=524288
 echo "ASAN_BLK_EXIT=$?"
 mkdir -p /tmp/share && echo hi > /tmp/share/hello.txt
 /usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none -o sandbox=chroot >/dev/null 2>&1 &
-for w in $(seq 100); do [ -S /tmp/vfs.sock ] && break; sleep 0.1; done
+wait_for 10 "the socket of virtiofsd" test -S /tmp/vfs.sock
 $V --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --fs hostshare,/tmp/vfs.sock --cmdline "$C husk_mode=fs" >/tmp/o2 2>&1
 echo "ASAN_FS_EXIT=$?"
 tunctl -t husktap0 >/dev/null && ip link set husktap0 up && ip addr add 172.30.0.1/24 dev husktap0
@@ -29,7 +29,7 @@ husk-vsock-test host-echo /tmp/v.sock_5000 &
 $V --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --mem 512 --vsock 3,/tmp/v.sock --cmdline "$C husk_mode=vsock" >/tmp/o4 2>&1 &
 vmm=$!
 husk-vsock-test host-client /tmp/v.sock 1234 8 262144
-wait $vmm
+wait_pid 250 $vmm husk-vmm
 echo "ASAN_VSOCK_EXIT=$?"
 cat /tmp/o1 /tmp/o2 /tmp/o3 /tmp/o4
 INNER

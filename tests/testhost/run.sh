@@ -3,9 +3,11 @@
 # (vmx/svm and not PVM), otherwise inside the test host: QEMU TCG with emulated SVM running
 # Debian's cloud kernel with kvm-amd, our binaries and images in its initramfs.
 #
-# usage: run.sh [--timeout SEC] [--mem MiB] [--cpus N] [--add SRC:DEST]... SCRIPT
+# usage: run.sh [--timeout SEC] [--mem MiB] [--cpus N] [--any-kvm] [--add SRC:DEST]... SCRIPT
+# --any-kvm: the script needs KVM but no Linux guest (husk-vmm --bin): this machine's /dev/kvm
+# will do, PVM included; only without one does it go to the test host.
 # The script sees HUSK_VMM, HUSK_KERNEL, HUSK_INITRD, HUSK_ROOT (and HUSK_IN_TESTHOST=1 inside),
-# and our static test tools (images/tools) on its PATH.
+# our static test tools (images/tools) on its PATH, and prelude.sh's bounded waits.
 # Its stdout/stderr are printed and its exit status is returned. If the test host itself fails
 # (no output marker), exits 125 with a message: a broken test host must fail loudly.
 # HUSK_TESTHOST=force|never|auto (default auto) overrides the choice.
@@ -13,8 +15,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 . "$src/scripts/lib/cpio.sh"
+. "$src/scripts/lib/kvm.sh"
 build=${HUSK_BUILD:-$src/build}
-timeout=300 mem=2048 cpus=2
+timeout=300 mem=2048 cpus=2 any_kvm=
 adds=()
 while [ $# -gt 1 ]; do
   case "$1" in
@@ -22,6 +25,7 @@ while [ $# -gt 1 ]; do
     --mem) mem=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
     --add) adds+=("$2"); shift 2 ;;
+    --any-kvm) any_kvm=1; shift ;;
     *) break ;;
   esac
 done
@@ -32,15 +36,18 @@ for f in "$vmm" "$kernel" "$initrd"; do
   [ -e "$f" ] || { echo "testhost: missing $f: build first (cmake --build $build)" >&2; exit 125; }
 done
 
-hardware_kvm() {
-  [ -c /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo
-}
+kind=$(kvm_kind)
+usable_kvm() { [ "$kind" != none ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 mode=${HUSK_TESTHOST:-auto}
-if [ "$mode" = never ] || { [ "$mode" = auto ] && hardware_kvm; }; then
-  [ "$mode" = never ] || echo "testhost: hardware KVM here, running directly" >&2
+if [ "$mode" = never ] || { [ "$mode" = auto ] && { [ "$kind" = hardware ] || { [ -n "$any_kvm" ] && usable_kvm; }; }; }; then
+  [ "$mode" = never ] || echo "testhost: $(kvm_describe) here, running directly" >&2
   export HUSK_VMM=$vmm HUSK_KERNEL=$kernel HUSK_INITRD=$initrd HUSK_ROOT=$build
   export PATH=$build/images/tools:$build/guest-agent:$PATH
-  exec timeout "$timeout" bash "$script"
+  full=$(mktemp)
+  trap 'rm -f "$full"' EXIT
+  cat "$here/prelude.sh" "$script" >"$full"
+  timeout "$timeout" bash "$full"
+  exit
 fi
 
 command -v qemu-system-x86_64 >/dev/null || { echo "testhost: qemu-system-x86_64 missing (scripts/setup.sh)" >&2; exit 125; }
@@ -68,7 +75,7 @@ for a in "${adds[@]+"${adds[@]}"}"; do
     cp -rL "$s" "$root/$d"
   fi
 done
-cp "$script" "$root/husk/run/cmd.sh"
+cat "$here/prelude.sh" "$script" >"$root/husk/run/cmd.sh"
 make_cpio "$root" "$work/initrd.cpio"
 
 # TCG's TSC runs at the host's rate. Telling the test host kernel that rate skips its TSC
@@ -88,7 +95,12 @@ set -e
 # Strip the carriage returns the serial adds; print only what the command produced.
 tr -d '\r' <"$work/out.log" >"$work/clean.log"
 if ! grep -q '^TESTHOST_EXIT=' "$work/clean.log"; then
-  echo "testhost: FAILED: the test host did not report an exit status (qemu exit $qrc$([ $qrc = 124 ] && echo ', timed out')). Its console:" >&2
+  # The whole console is kept: a hang's kernel backtraces come long before its tail.
+  logdir=${HUSK_TESTHOST_LOGS:-$build/testhost-logs}
+  mkdir -p "$logdir"
+  kept=$logdir/failed-$(date +%Y%m%d-%H%M%S)-$$.log
+  cp "$work/clean.log" "$kept"
+  echo "testhost: FAILED: the test host did not report an exit status (qemu exit $qrc$([ $qrc = 124 ] && echo ', timed out')). Whole console: $kept. Its tail:" >&2
   tail -40 "$work/clean.log" >&2
   exit 125
 fi

@@ -53,7 +53,7 @@ TEST(VirtioBlk, SyncedDataSurvivesKillingTheVmm) {
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --blk /tmp/disk.img "
       "--cmdline '" + kCmdline + "husk_mode=blk-sync' >/tmp/out 2>&1 &\n"
       "pid=$!\n"
-      "for i in $(seq 600); do grep -q GUEST_SYNCED /tmp/out && break; sleep 0.1; done\n"
+      "wait_for 60 'the guest to sync its writes' grep -q GUEST_SYNCED /tmp/out\n"
       "kill -9 $pid; wait $pid\n"
       "echo KILLED_STATUS=$?\n"
       "cat /tmp/out\n" + kReadBack);
@@ -128,7 +128,7 @@ TEST(VirtioVsock, ManyParallelStreamsBothWaysWithLargeTransfers) {
       ">/tmp/out 2>&1 &\n"
       "vmm=$!\n"
       "husk-vsock-test host-client /tmp/v.sock 1234 8 1048576\n"
-      "wait $vmm\necho VMM_EXIT=$?\ncat /tmp/out\n",
+      "wait_pid 200 $vmm husk-vmm\necho VMM_EXIT=$?\ncat /tmp/out\n",
       "--timeout 280");
   ASSERT_NE(r.exit_code, 125) << r.output;
   EXPECT_EQ(r.value("HOST_CLIENT_OK"), "8") << r.output;
@@ -148,7 +148,7 @@ TEST(VirtioFs, GuestMountsAHostDirectoryReadsAndWrites) {
       "mkdir -p /tmp/share && echo hello-from-the-host > /tmp/share/hello.txt\n"
       "/usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none "
       "-o sandbox=chroot >/tmp/vfsd.log 2>&1 &\n"
-      "for i in $(seq 100); do [ -S /tmp/vfs.sock ] && break; sleep 0.1; done\n"
+      "wait_for 10 'the socket of virtiofsd' test -S /tmp/vfs.sock\n"
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --fs hostshare,/tmp/vfs.sock "
       "--cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=fs'\n"
       "echo VMM_EXIT=$?\n"

@@ -17,17 +17,17 @@ Result<VmConfig> parse(std::vector<const char*> args, bool* exit_ok = nullptr) {
 TEST(Config, DefaultsAndFullArgs) {
   auto c = parse({"--kernel", "vmlinux"});
   ASSERT_TRUE(c.ok()) << c.error().message;
-  EXPECT_EQ(c->mem_mib, 256u);
-  EXPECT_EQ(c->vcpus, 1u);
-  EXPECT_EQ(c->cmdline, kDefaultCmdline);
+  EXPECT_EQ(c->boot.mem_mib, 256u);
+  EXPECT_EQ(c->boot.vcpus, 1u);
+  EXPECT_EQ(c->boot.cmdline, kDefaultCmdline);
   EXPECT_EQ(c->console, ConsoleMode::kStdio);
   auto d = parse({"--kernel", "k", "--initrd", "i", "--cmdline", "console=ttyS0", "--mem", "512",
                   "--vcpus", "4", "--console", "/tmp/out.log"});
   ASSERT_TRUE(d.ok()) << d.error().message;
-  EXPECT_EQ(*d->initrd, "i");
-  EXPECT_EQ(d->cmdline, "console=ttyS0");
-  EXPECT_EQ(d->mem_mib, 512u);
-  EXPECT_EQ(d->vcpus, 4u);
+  EXPECT_EQ(*d->boot.initrd, "i");
+  EXPECT_EQ(d->boot.cmdline, "console=ttyS0");
+  EXPECT_EQ(d->boot.mem_mib, 512u);
+  EXPECT_EQ(d->boot.vcpus, 4u);
   EXPECT_EQ(d->console, ConsoleMode::kFile);
   EXPECT_EQ(d->console_path, "/tmp/out.log");
   EXPECT_EQ(parse({"--kernel", "k", "--console", "none"})->console, ConsoleMode::kNone);

@@ -180,7 +180,7 @@ TEST(OciSpec, RejectsAbsurdLimitsAndHugeInputs) {
 
   j = minimal();
   json env = json::array();
-  for (int i = 0; i < 10000; i++) env.push_back("V" + std::to_string(i) + "=x");
+  for (int i = 0; i < 10000; i++) env.push_back(std::string("V").append(std::to_string(i)).append("=x"));
   j["process"]["env"] = env;
   EXPECT_NE(error_of(j).find("more than the limit"), std::string::npos) << error_of(j);
   j = minimal();
@@ -188,7 +188,7 @@ TEST(OciSpec, RejectsAbsurdLimitsAndHugeInputs) {
   EXPECT_NE(error_of(j).find("string longer than"), std::string::npos);
   j = minimal();
   env = json::array();
-  for (int i = 0; i < 100; i++) env.push_back("V" + std::to_string(i) + "=" + std::string(20000, 'y'));
+  for (int i = 0; i < 100; i++) env.push_back(std::string("V").append(std::to_string(i)).append("=").append(20000, 'y'));
   j["process"]["env"] = env;
   EXPECT_NE(error_of(j).find("more than execve accepts"), std::string::npos);
   EXPECT_NE(parse_spec(std::string(kMaxConfigBytes + 1, ' ')).error().message.find("limit"), std::string::npos);

@@ -27,6 +27,31 @@ TEST(TokenBucket, OversizedRequestTakesAFullBucket) {
   EXPECT_FALSE(b.reduce(1, 0));
 }
 
+TEST(TokenBucket, OversizedRequestCostsItsFullSize) {
+  // 100 tokens/s, a request of 5000: it goes ahead on a full bucket, then the next one waits
+  // until the other 4900 are paid back (49 s), not one second.
+  TokenBucket b(100, 1000 * kMs);
+  EXPECT_TRUE(b.reduce(5000, 0));
+  EXPECT_FALSE(b.reduce(1, 1000 * kMs));
+  EXPECT_FALSE(b.reduce(1, 48000 * kMs));
+  EXPECT_GT(b.ns_until(1, 48000 * kMs), 900 * kMs);
+  EXPECT_TRUE(b.reduce(1, 49100 * kMs));
+  // A request the size of a whole address space is bounded debt, not a wrap.
+  TokenBucket huge(100, 1000 * kMs);
+  EXPECT_TRUE(huge.reduce(~0ull, 0));
+  EXPECT_FALSE(huge.reduce(1, 1000000 * kMs));
+  EXPECT_GT(huge.ns_until(1, 0), 1000000 * kMs);
+}
+
+TEST(RateLimiter, AGibibyteRequestCostsAGibibyte) {
+  RateLimiter l(RateLimit{1 << 20, 0});  // 1 MiB/s
+  EXPECT_TRUE(l.consume(1ull << 30, 0));
+  EXPECT_FALSE(l.consume(4096, 1000 * kMs));
+  uint64_t wait = l.ns_until(4096, 0);
+  EXPECT_GT(wait, 1000ull * 1000 * kMs);  // about 1024 s
+  EXPECT_LT(wait, 1030ull * 1000 * kMs);
+}
+
 TEST(TokenBucket, OneTimeBurstIsSpentFirstAndNotRefilled) {
   TokenBucket b(10, 1000 * kMs, 50);
   EXPECT_TRUE(b.reduce(60, 0));

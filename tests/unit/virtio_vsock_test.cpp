@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -26,9 +27,10 @@ struct FakeIo : HostIo {
   void forget(uint64_t id) override { forgotten.push_back(id); }
 };
 struct NullNotifier : Notifier {
+  std::vector<uint16_t> retries;
   void used_buffers() override {}
   void config_changed() override {}
-  void retry_after(uint16_t, uint64_t) override {}
+  void retry_after(uint16_t q, uint64_t) override { retries.push_back(q); }
 };
 
 struct VsockTest : ::testing::Test {
@@ -40,19 +42,22 @@ struct VsockTest : ::testing::Test {
   std::shared_ptr<Vsock> dev;
   uint64_t tx_at = 0x100000;
   uint16_t rx_seen = 0;
+  uint64_t now = 1'000'000'000;
 
   void SetUp() override {
     auto d = Vsock::open(VsockConfig{3, "/tmp/husk-vsock-unit-" + std::to_string(getpid())});
     ASSERT_TRUE(d.ok()) << d.error().message;
     dev = *d;
+    dev->set_clock([this] { return now; });
     dev->set_host_io(&io);
     rx.configure(queues[0]), tx.configure(queues[1]), ev.configure(queues[2]);
     ASSERT_TRUE(dev->activate(mem, queues, 0, notifier).ok());
     for (int i = 0; i < 12; ++i) rx.add_chain({{0x40000 + 0x1000ull * static_cast<unsigned>(i), 4096, true}});
   }
   void guest_sends(uint16_t op, uint32_t src_port, uint32_t dst_port, const std::string& data = "",
-                   uint64_t src_cid = 3, uint32_t flags = 0) {
-    Header h{src_cid, 2, src_port, dst_port, static_cast<uint32_t>(data.size()), 1, op, flags, 65536, 0};
+                   uint64_t src_cid = 3, uint32_t flags = 0, uint32_t fwd_cnt = 0) {
+    if (tx_at >= 0x1f0000) tx_at = 0x100000;  // floods reuse the buffers
+    Header h{src_cid, 2, src_port, dst_port, static_cast<uint32_t>(data.size()), 1, op, flags, 65536, fwd_cnt};
     (void)mem.write_obj(GuestAddress(tx_at), h);
     (void)mem.write(GuestAddress(tx_at + sizeof h),
                     std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
@@ -178,6 +183,93 @@ TEST_F(VsockTest, CreditOverrunResetsTheStream) {
   auto p = guest_receives();
   ASSERT_FALSE(p.empty());
   EXPECT_EQ(p.back().first.op, vsock::kOpRst);
+}
+
+// Establishes a host-initiated stream to guest port `port`; returns (host I/O id, host port).
+std::pair<uint64_t, uint32_t> establish(VsockTest& t, uint32_t port) {
+  uint64_t id = t.host_connects();
+  t.feed(id, "CONNECT " + std::to_string(port) + "\n");
+  uint32_t host_port = t.guest_receives().back().first.src_port;
+  t.guest_sends(vsock::kOpResponse, port, host_port);
+  return {id, host_port};
+}
+
+TEST_F(VsockTest, GuestThatNeverPostsReceiveBuffersCannotGrowTheQueue) {
+  // The 12 posted buffers go first; then a flood of packets that each want an answer.
+  for (int i = 0; i < 3000; ++i) guest_sends(vsock::kOpRw, 1, static_cast<uint32_t>(i), "x");
+  EXPECT_LE(dev->queued_packets(), Vsock::kMaxRxQueue);
+  for (int i = 0; i < 3000; ++i) guest_sends(vsock::kOpRequest, 2000 + static_cast<uint32_t>(i), 4242);
+  EXPECT_LE(dev->queued_packets(), Vsock::kMaxRxQueue);
+  EXPECT_EQ(dev->connections(), 0u);
+}
+
+TEST_F(VsockTest, CreditRequestsCannotGrowTheQueue) {
+  auto [id, port] = establish(*this, 5);
+  for (int i = 0; i < 3000; ++i) guest_sends(vsock::kOpCreditRequest, 5, port);
+  EXPECT_LE(dev->queued_packets(), Vsock::kMaxRxQueue + 1);
+  (void)id;
+}
+
+TEST_F(VsockTest, HostDataWaitingForTheGuestIsBoundedWhateverCreditItClaims) {
+  auto [id, port] = establish(*this, 5);
+  guest_receives();
+  // The guest posts no more buffers but keeps claiming it consumed everything (fwd_cnt runs
+  // ahead with what was sent): at most kBufAlloc bytes may pile up for it.
+  std::string chunk(60000, 'h');
+  uint32_t claimed = 0;
+  size_t fed = 0;
+  for (int i = 0; i < 40; ++i) {
+    size_t reads = io.reads.size();
+    feed(id, chunk);
+    fed += chunk.size();
+    claimed += static_cast<uint32_t>(chunk.size());
+    guest_sends(vsock::kOpCreditUpdate, 5, port, "", 3, 0, claimed);
+    if (io.reads.size() == reads) break;  // the device stopped asking the host for more
+  }
+  EXPECT_LE(fed, Vsock::kBufAlloc + 12 * 4096 + chunk.size());
+}
+
+TEST_F(VsockTest, StreamsAreCapped) {
+  for (size_t i = 0; i < Vsock::kMaxConnections + 50; ++i) host_connects();
+  EXPECT_EQ(dev->connections(), Vsock::kMaxConnections);
+  guest_sends(vsock::kOpRequest, 900, 4242);  // a guest connect beyond the cap: reset
+  auto p = guest_receives();
+  ASSERT_FALSE(p.empty());
+  EXPECT_EQ(p.back().first.op, vsock::kOpRst);
+}
+
+TEST_F(VsockTest, HandshakesThatStallTimeOut) {
+  uint64_t silent = host_connects();  // never sends its CONNECT line
+  uint64_t unanswered = host_connects();
+  feed(unanswered, "CONNECT 77\n");  // the guest never answers the REQUEST
+  guest_receives();
+  ASSERT_FALSE(notifier.retries.empty());  // the device asked for a deadline check
+  EXPECT_EQ(notifier.retries.back(), 2);
+  now += Vsock::kConnectLineTimeoutNs + 1;
+  ASSERT_TRUE(dev->process_queue(2).ok());
+  EXPECT_NE(std::find(io.forgotten.begin(), io.forgotten.end(), silent), io.forgotten.end());
+  EXPECT_EQ(std::find(io.forgotten.begin(), io.forgotten.end(), unanswered), io.forgotten.end());
+  now += Vsock::kRequestTimeoutNs;
+  ASSERT_TRUE(dev->process_queue(2).ok());
+  EXPECT_NE(std::find(io.forgotten.begin(), io.forgotten.end(), unanswered), io.forgotten.end());
+  auto p = guest_receives();
+  ASSERT_FALSE(p.empty());
+  EXPECT_EQ(p.back().first.op, vsock::kOpRst);  // the guest hears the stream is gone
+  EXPECT_EQ(dev->connections(), 0u);
+}
+
+TEST_F(VsockTest, HalfClosedStreamWithASilentGuestTimesOut) {
+  auto [id, port] = establish(*this, 5);
+  feed(id, "");  // host EOF: the guest is told SHUTDOWN(send) and may still talk
+  now += Vsock::kHalfOpenTimeoutNs / 2;
+  guest_sends(vsock::kOpRw, 5, port, "still here");  // activity pushes the deadline back
+  now += Vsock::kHalfOpenTimeoutNs / 2 + 1;
+  ASSERT_TRUE(dev->process_queue(2).ok());
+  EXPECT_EQ(dev->connections(), 1u);
+  now += Vsock::kHalfOpenTimeoutNs;
+  ASSERT_TRUE(dev->process_queue(2).ok());
+  EXPECT_EQ(dev->connections(), 0u);
+  EXPECT_EQ(io.forgotten.back(), id);
 }
 
 TEST(VsockPacket, HeaderChecks) {

@@ -7,11 +7,13 @@
 #include <vector>
 
 #include "common/result.h"
+#include "vmm/boot/boot_config.h"
+#include "vmm/boot/images.h"
 #include "vmm/devices/bus.h"
+#include "vmm/devices/interrupt.h"
 #include "vmm/devices/serial.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/vm/config.h"
 
 namespace husk {
 
@@ -19,7 +21,7 @@ namespace husk {
 struct DeviceWiring {
   Bus& pio;
   Bus& mmio;
-  kvm::Vm& vm;
+  std::function<Result<std::shared_ptr<Interrupt>>(uint32_t gsi)> make_irq;
   Serial::Output console_out;
   std::function<void()> on_reset;  // guest asked for a reset: the VM stops cleanly
   std::function<void()> on_boot;   // guest wrote the boot-timer magic
@@ -33,11 +35,12 @@ class Platform {
  public:
   virtual ~Platform() = default;
   virtual std::vector<RamRegion> ram_regions(uint64_t bytes) const = 0;
+  // Loads the kernel (or raw image), initrd and boot tables into guest memory. Errors here are
+  // about the files and sizes the user gave; nothing needs KVM.
+  virtual Status load(GuestMemory& mem, const boot::BootImages& images, const BootConfig& cfg) = 0;
   // In-kernel interrupt controller and timers; before any vCPU exists.
-  virtual void setup_vm(kvm::Vm& vm) = 0;
-  // Loads the kernel (or raw image), initrd and boot tables into guest memory.
-  virtual Status load(GuestMemory& mem, const VmConfig& cfg) = 0;
-  virtual void setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) = 0;
+  virtual Status setup_vm(kvm::Vm& vm) = 0;
+  virtual Status setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) = 0;
   virtual Result<PlatformDevices> create_devices(DeviceWiring& wiring) = 0;
   // MMIO window and interrupt line of virtio-mmio device number `index`.
   struct MmioSlot {

@@ -3,20 +3,21 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
-#include <memory>
-
-#include <linux/kvm.h>
 
 namespace husk::kvm {
 namespace {
 
-[[noreturn]] void fail(const char* what) {
+Error fail(const char* what) {
   int e = errno;
-  throw KvmError(std::string(what) + ": " + std::strerror(e), e);
+  return make_error(ErrorCode::kInternal, "%s: %s", what, std::strerror(e));
+}
+
+Status check(int r, const char* what) {
+  if (r < 0) return fail(what);
+  return {};
 }
 
 template <class... A>
@@ -56,153 +57,148 @@ struct FlexBuffer {
 // Queries a variable-length list, growing the buffer while KVM answers E2BIG. Both list headers
 // start with their entry count, which KVM overwrites with the real count.
 template <class Header, class Entry>
-std::vector<Entry> get_list(int fd, unsigned long req, const char* what) {
+Result<std::vector<Entry>> get_list(int fd, unsigned long req, const char* what) {
   for (size_t n = 128; n <= 16384; n *= 2) {
     FlexBuffer<Header, Entry> buf(n);
     auto* count = reinterpret_cast<uint32_t*>(buf.header());
     *count = static_cast<uint32_t>(n);
-    if (xioctl(fd, req, buf.header()) == 0) return {buf.entries(), buf.entries() + *count};
-    if (errno != E2BIG) fail(what);
+    if (xioctl(fd, req, buf.header()) == 0) return std::vector<Entry>(buf.entries(), buf.entries() + *count);
+    if (errno != E2BIG) return fail(what);
   }
-  throw KvmError(std::string(what) + ": too many entries", E2BIG);
+  return make_error("%s: too many entries", what);
 }
 
 }  // namespace
 
-KvmError::KvmError(const std::string& what, int err) : std::runtime_error(what), err_(err) {}
-
-bool is_pvm() {
-  struct stat st;
-  return ::stat("/sys/module/kvm_pvm", &st) == 0;
-}
-
-Kvm Kvm::open(const char* path) {
+Result<Kvm> Kvm::open(const char* path) {
   Kvm k;
   k.fd_.reset(::open(path, O_RDWR | O_CLOEXEC));
-  if (!k.fd_) fail("cannot open /dev/kvm (is KVM available and are you allowed to use it?)");
+  if (!k.fd_) {
+    int e = errno;
+    if (e == ENOENT)
+      return make_error(ErrorCode::kUnavailable,
+                        "cannot open %s: no such device: this host has no KVM (no kvm module, or "
+                        "no virtualization). Boot guests inside the husk test host instead: "
+                        "tests/testhost/run.sh (see README)",
+                        path);
+    return make_error(ErrorCode::kUnavailable, "cannot open %s: %s (is KVM available and are you allowed to use it?)",
+                      path, std::strerror(e));
+  }
   int v = xioctl(k.fd(), KVM_GET_API_VERSION, 0);
-  if (v != KVM_API_VERSION) throw KvmError("unsupported KVM API version " + std::to_string(v), 0);
+  if (v != KVM_API_VERSION) return make_error("%s: unsupported KVM API version %d", path, v);
   return k;
 }
 
 int Kvm::check_extension(long cap) const { return xioctl(fd(), KVM_CHECK_EXTENSION, cap); }
 
-std::vector<kvm_cpuid_entry2> Kvm::supported_cpuid() const {
+Result<std::vector<kvm_cpuid_entry2>> Kvm::supported_cpuid() const {
   return get_list<CpuidHeader, kvm_cpuid_entry2>(fd(), kGetSupportedCpuid, "KVM_GET_SUPPORTED_CPUID");
 }
 
-std::vector<uint32_t> Kvm::msr_index_list() const {
+Result<std::vector<uint32_t>> Kvm::msr_index_list() const {
   return get_list<MsrListHeader, uint32_t>(fd(), kGetMsrIndexList, "KVM_GET_MSR_INDEX_LIST");
 }
 
-size_t Kvm::vcpu_mmap_size() const {
+Result<size_t> Kvm::vcpu_mmap_size() const {
   int n = xioctl(fd(), KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (n <= 0) fail("KVM_GET_VCPU_MMAP_SIZE");
+  if (n <= 0) return fail("KVM_GET_VCPU_MMAP_SIZE");
   return static_cast<size_t>(n);
 }
 
-Vm::Vm(const Kvm& kvm) {
-  fd_.reset(xioctl(kvm.fd(), KVM_CREATE_VM, 0));
-  if (!fd_) fail("KVM_CREATE_VM");
+Result<Vm> Vm::create(const Kvm& kvm) {
+  Vm vm;
+  vm.fd_.reset(xioctl(kvm.fd(), KVM_CREATE_VM, 0));
+  if (!vm.fd_) return fail("KVM_CREATE_VM");
+  return vm;
 }
 
-void Vm::set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) {
+Status Vm::set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) {
   kvm_userspace_memory_region r{};
   r.slot = slot;
   r.guest_phys_addr = gpa;
   r.memory_size = size;
   r.userspace_addr = reinterpret_cast<uint64_t>(host);
-  if (xioctl(fd(), KVM_SET_USER_MEMORY_REGION, &r) < 0) fail("KVM_SET_USER_MEMORY_REGION");
+  return check(xioctl(fd(), KVM_SET_USER_MEMORY_REGION, &r), "KVM_SET_USER_MEMORY_REGION");
 }
 
-void Vm::create_irqchip() {
-  if (xioctl(fd(), KVM_CREATE_IRQCHIP, 0) < 0) fail("KVM_CREATE_IRQCHIP");
-}
+Status Vm::create_irqchip() { return check(xioctl(fd(), KVM_CREATE_IRQCHIP, 0), "KVM_CREATE_IRQCHIP"); }
 
-void Vm::create_pit2() {
+Status Vm::create_pit2() {
   kvm_pit_config c{};
   c.flags = KVM_PIT_SPEAKER_DUMMY;  // port 0x61 handled in the kernel, no exits for it
-  if (xioctl(fd(), KVM_CREATE_PIT2, &c) < 0) fail("KVM_CREATE_PIT2");
+  return check(xioctl(fd(), KVM_CREATE_PIT2, &c), "KVM_CREATE_PIT2");
 }
 
-void Vm::set_tss_addr(uint64_t addr) {
-  if (xioctl(fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)) < 0) fail("KVM_SET_TSS_ADDR");
+Status Vm::set_tss_addr(uint64_t addr) {
+  return check(xioctl(fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)), "KVM_SET_TSS_ADDR");
 }
 
-void Vm::set_identity_map_addr(uint64_t addr) {
+Status Vm::set_identity_map_addr(uint64_t addr) {
   uint64_t a = addr;
-  if (xioctl(fd(), KVM_SET_IDENTITY_MAP_ADDR, &a) < 0) fail("KVM_SET_IDENTITY_MAP_ADDR");
+  return check(xioctl(fd(), KVM_SET_IDENTITY_MAP_ADDR, &a), "KVM_SET_IDENTITY_MAP_ADDR");
 }
 
-void Vm::register_irqfd(int eventfd, uint32_t gsi) {
+Status Vm::register_irqfd(int eventfd, uint32_t gsi) {
   kvm_irqfd f{};
   f.fd = static_cast<uint32_t>(eventfd);
   f.gsi = gsi;
-  if (xioctl(fd(), KVM_IRQFD, &f) < 0) fail("KVM_IRQFD");
+  return check(xioctl(fd(), KVM_IRQFD, &f), "KVM_IRQFD");
 }
 
-void Vm::register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) {
+Status Vm::register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) {
   kvm_ioeventfd e{};
   e.datamatch = datamatch;
   e.addr = addr;
   e.len = len;
   e.fd = eventfd;
   e.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
-  if (xioctl(fd(), KVM_IOEVENTFD, &e) < 0) fail("KVM_IOEVENTFD");
+  return check(xioctl(fd(), KVM_IOEVENTFD, &e), "KVM_IOEVENTFD");
 }
 
-Vcpu::Vcpu(const Vm& vm, unsigned id, size_t mmap_size) : id_(id) {
-  fd_.reset(xioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
-  if (!fd_) fail("KVM_CREATE_VCPU");
-  void* p = ::mmap(nullptr, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
-  if (p == MAP_FAILED) fail("mmap of kvm_run");
-  run_ = Mapping(p, mmap_size);
+Result<std::unique_ptr<Vcpu>> Vcpu::create(const Vm& vm, unsigned id, size_t mmap_size) {
+  UniqueFd fd(xioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
+  if (!fd) return fail("KVM_CREATE_VCPU");
+  void* p = ::mmap(nullptr, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (p == MAP_FAILED) return fail("mmap of kvm_run");
+  return std::unique_ptr<Vcpu>(new Vcpu(std::move(fd), Mapping(p, mmap_size), id));  // NOLINT: private ctor
 }
 
-kvm_regs Vcpu::get_regs() const {
+Result<kvm_regs> Vcpu::get_regs() const {
   kvm_regs r{};
-  if (xioctl(fd_.get(), KVM_GET_REGS, &r) < 0) fail("KVM_GET_REGS");
+  if (xioctl(fd_.get(), KVM_GET_REGS, &r) < 0) return fail("KVM_GET_REGS");
   return r;
 }
-void Vcpu::set_regs(const kvm_regs& r) {
-  if (xioctl(fd_.get(), KVM_SET_REGS, &r) < 0) fail("KVM_SET_REGS");
-}
-kvm_sregs Vcpu::get_sregs() const {
+Status Vcpu::set_regs(const kvm_regs& r) { return check(xioctl(fd_.get(), KVM_SET_REGS, &r), "KVM_SET_REGS"); }
+Result<kvm_sregs> Vcpu::get_sregs() const {
   kvm_sregs s{};
-  if (xioctl(fd_.get(), KVM_GET_SREGS, &s) < 0) fail("KVM_GET_SREGS");
+  if (xioctl(fd_.get(), KVM_GET_SREGS, &s) < 0) return fail("KVM_GET_SREGS");
   return s;
 }
-void Vcpu::set_sregs(const kvm_sregs& s) {
-  if (xioctl(fd_.get(), KVM_SET_SREGS, &s) < 0) fail("KVM_SET_SREGS");
-}
-void Vcpu::set_fpu(const kvm_fpu& f) {
-  if (xioctl(fd_.get(), KVM_SET_FPU, &f) < 0) fail("KVM_SET_FPU");
-}
+Status Vcpu::set_sregs(const kvm_sregs& s) { return check(xioctl(fd_.get(), KVM_SET_SREGS, &s), "KVM_SET_SREGS"); }
+Status Vcpu::set_fpu(const kvm_fpu& f) { return check(xioctl(fd_.get(), KVM_SET_FPU, &f), "KVM_SET_FPU"); }
 
-void Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
+Status Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
   FlexBuffer<CpuidHeader, kvm_cpuid_entry2> buf(entries.size());
   buf.header()->nent = static_cast<uint32_t>(entries.size());
   std::memcpy(buf.entries(), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
-  if (xioctl(fd_.get(), kSetCpuid2, buf.header()) < 0) fail("KVM_SET_CPUID2");
+  return check(xioctl(fd_.get(), kSetCpuid2, buf.header()), "KVM_SET_CPUID2");
 }
 
-int Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
+Result<int> Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
   FlexBuffer<MsrsHeader, kvm_msr_entry> buf(msrs.size());
   buf.header()->nmsrs = static_cast<uint32_t>(msrs.size());
   std::memcpy(buf.entries(), msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
   int n = xioctl(fd_.get(), kSetMsrs, buf.header());
-  if (n < 0) fail("KVM_SET_MSRS");
+  if (n < 0) return fail("KVM_SET_MSRS");
   return n;
 }
 
-kvm_lapic_state Vcpu::get_lapic() const {
+Result<kvm_lapic_state> Vcpu::get_lapic() const {
   kvm_lapic_state l{};
-  if (xioctl(fd_.get(), KVM_GET_LAPIC, &l) < 0) fail("KVM_GET_LAPIC");
+  if (xioctl(fd_.get(), KVM_GET_LAPIC, &l) < 0) return fail("KVM_GET_LAPIC");
   return l;
 }
-void Vcpu::set_lapic(const kvm_lapic_state& l) {
-  if (xioctl(fd_.get(), KVM_SET_LAPIC, &l) < 0) fail("KVM_SET_LAPIC");
-}
+Status Vcpu::set_lapic(const kvm_lapic_state& l) { return check(xioctl(fd_.get(), KVM_SET_LAPIC, &l), "KVM_SET_LAPIC"); }
 
 uint32_t Vcpu::tsc_khz() const {
   int r = xioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);

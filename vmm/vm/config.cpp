@@ -42,27 +42,34 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::optional<std::string> cmdline;
   CLI::App app{"husk-vmm: a minimal KVM virtual machine monitor for microVMs", "husk-vmm"};
   app.set_version_flag("--version", "husk-vmm 0.1.0");
-  auto* kernel = app.add_option("--kernel", c.kernel, "Guest kernel: uncompressed vmlinux (ELF)");
-  auto* raw = app.add_option("--bin", c.raw_image,
+  auto* kernel = app.add_option("--kernel", c.boot.kernel, "Guest kernel: uncompressed vmlinux (ELF)");
+  auto* raw = app.add_option("--bin", c.boot.raw_image,
                              "Raw 64-bit code loaded and entered at 1 MiB (benchmarks, tests)");
   kernel->excludes(raw);
-  app.add_option("--initrd", c.initrd, "initramfs (cpio, optionally compressed)");
-  app.add_option("--cmdline", cmdline, std::string("Kernel command line (default: \"") +
-                                           kDefaultCmdline + "\")");
-  app.add_option("--mem", c.mem_mib, "Guest memory in MiB")->check(CLI::Range(16, 1 << 20));
-  app.add_option("--vcpus", c.vcpus, "Number of vCPUs")
+  app.add_option("--initrd", c.boot.initrd, "initramfs (cpio, optionally compressed)");
+  auto* replace = app.add_option("--cmdline", cmdline, std::string("Kernel command line, replacing the default (\"") +
+                                                           kDefaultCmdline + "\")");
+  std::string append;
+  app.add_option("--append", append, "Kernel command line words added after the default")->excludes(replace);
+  app.add_option("--mem", c.boot.mem_mib, "Guest memory in MiB")->check(CLI::Range(16, 1 << 20));
+  app.add_option("--vcpus", c.boot.vcpus, "Number of vCPUs")
       ->check(CLI::Range(1u, x86::kMaxVcpus));
   app.add_option("--console", console, "Guest serial console: stdio, none or a file path");
+  app.add_option("--console-limit", c.console_limit,
+                 "With a console file: keep at most this many bytes, the newest (0: no bound)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 40));
   std::vector<std::string> blk;
   app.add_option("--blk", blk, "virtio-blk disk: PATH[,ro][,bw=BYTES/s][,iops=N] (repeatable)");
-  app.add_flag("--rng", c.rng, "virtio-rng entropy device");
+  std::string rng;
+  auto* rng_opt = app.add_option("--rng", rng, "virtio-rng entropy device: --rng, or --rng bw=BYTES/s[,iops=N] to rate limit it")
+                      ->expected(0, 1);
   std::vector<std::string> fs;
   app.add_option("--fs", fs, "virtio-fs through a vhost-user backend: TAG,SOCKET (repeatable)");
   std::string vsock;
   app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol)");
   std::vector<std::string> nets;
   app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=B/s][,pps=N][,rx_bw=B/s][,rx_pps=N] (repeatable)");
-  app.add_flag("--pvh", c.boot_pvh, "Enter the kernel through its PVH ELF note");
+  app.add_flag("--pvh", c.boot.pvh, "Enter the kernel through its PVH ELF note");
   app.add_flag("--allow-pvm", c.allow_pvm,
                "Boot a Linux guest even when /dev/kvm is PVM (it cannot boot a stock kernel)");
   app.add_option("--log-level", c.log_level, "0 error, 1 warning, 2 info, 3 debug")
@@ -78,11 +85,14 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   } catch (const CLI::ParseError& e) {
     return make_error("%s (see --help)", e.what());
   }
-  if (c.kernel.empty() && c.raw_image.empty())
+  if (c.boot.kernel.empty() && c.boot.raw_image.empty())
     return make_error("--kernel (or --bin) is required (see --help)");
-  if (c.initrd && !c.raw_image.empty()) return make_error("--initrd needs --kernel");
-  if (c.boot_pvh && !c.raw_image.empty()) return make_error("--pvh needs --kernel");
-  c.cmdline = cmdline.value_or(kDefaultCmdline);
+  if (c.boot.initrd && !c.boot.raw_image.empty()) return make_error("--initrd needs --kernel");
+  if (c.boot.pvh && !c.boot.raw_image.empty()) return make_error("--pvh needs --kernel");
+  c.boot.cmdline = cmdline.value_or(kDefaultCmdline);
+  if (!append.empty()) c.boot.cmdline += " " + append;
+  if (const char* root = std::getenv("HUSK_SYSFS_ROOT"); root && *root) c.sysfs_root = root;
+  if (const char* dev = std::getenv("HUSK_KVM_DEVICE"); dev && *dev) c.kvm_device = dev;
   for (const auto& b : blk) {
     virtio::BlockConfig d;
     auto parts = split_options(b);
@@ -95,6 +105,12 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     }
     if (d.path.empty()) return make_error("--blk needs a path");
     c.disks.push_back(d);
+  }
+  if (rng_opt->count() > 0) {
+    c.rng = true;
+    for (const auto& part : rng.empty() ? std::vector<std::string>{} : split_options(rng))
+      if (!parse_limit(part, "bw", &c.rng_limit.bytes_per_sec) && !parse_limit(part, "iops", &c.rng_limit.ops_per_sec))
+        return make_error("--rng %s: unknown option '%s' (bw=BYTES/s, iops=N)", rng.c_str(), part.c_str());
   }
   for (size_t i = 0; i < nets.size(); ++i) {
     virtio::NetConfig n;

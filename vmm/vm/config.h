@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "vmm/boot/boot_config.h"
 #include "vmm/virtio/blk/block.h"
 #include "vmm/virtio/fs/fs.h"
 #include "vmm/virtio/net/net.h"
@@ -18,24 +19,27 @@ namespace husk {
 enum class ConsoleMode { kStdio, kFile, kNone };
 
 struct VmConfig {
-  std::string kernel;          // vmlinux (ELF) for the Linux boot protocol
-  std::string raw_image;       // --bin: raw 64-bit code entered at 1 MiB (benchmarks, tests)
-  std::optional<std::string> initrd;
-  std::string cmdline;
-  uint64_t mem_mib = 256;
-  unsigned vcpus = 1;
+  BootConfig boot;             // kernel or raw image, initrd, command line, vCPUs, memory
   ConsoleMode console = ConsoleMode::kStdio;
   std::string console_path;    // for kFile
-  bool boot_pvh = false;       // enter through the PVH note instead of the 64-bit entry
+  uint64_t console_limit = 1 << 20;  // for kFile: bytes kept (the newest); 0 = unbounded
   bool allow_pvm = false;      // try to boot Linux even on PVM (it will not get far)
+  // Where KVM is looked for. $HUSK_SYSFS_ROOT and $HUSK_KVM_DEVICE point them elsewhere, so
+  // tests prove the PVM refusal and the no-KVM message on any host.
+  std::string sysfs_root = "/sys";
+  std::string kvm_device = "/dev/kvm";
   int log_level = 2;
   std::vector<virtio::BlockConfig> disks;  // --blk PATH[,ro], in order: /dev/vda, /dev/vdb...
   bool rng = false;                        // --rng: virtio-rng backed by getrandom
+  virtio::RateLimit rng_limit;             // --rng bw=,iops=
   std::vector<virtio::NetConfig> nics;     // --net TAP[,MAC]: eth0, eth1...
   std::optional<virtio::VsockConfig> vsock;  // --vsock CID,PATH
   std::vector<virtio::FsConfig> filesystems;   // --fs TAG,SOCKET (virtiofsd); guest RAM is shared
 };
 
+// The guest command line every husk VM starts from: serial console, reset (not halt) on reboot
+// and panic so husk-vmm exits, no timer or i8042 probing. --append adds to it; --cmdline
+// replaces it.
 constexpr const char* kDefaultCmdline =
     "console=ttyS0 reboot=k panic=-1 no_timer_check i8042.noaux i8042.nomux "
     "i8042.dumbkbd 8250.nr_uarts=1 quiet";

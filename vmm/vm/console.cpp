@@ -7,6 +7,7 @@
 #include <boost/asio/read.hpp>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "common/log.h"
 
@@ -33,21 +34,40 @@ Result<std::shared_ptr<ConsoleOutput>> ConsoleOutput::open(const VmConfig& cfg, 
   if (cfg.console == ConsoleMode::kStdio) {
     fd = STDOUT_FILENO;
   } else if (cfg.console == ConsoleMode::kFile) {
-    owned.reset(::open(cfg.console_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    owned.reset(::open(cfg.console_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!owned)
       return make_error("cannot open console file %s: %s", cfg.console_path.c_str(), strerror(errno));
     fd = owned.get();
+    return std::make_shared<ConsoleOutput>(std::move(owned), fd, stop, cfg.console_limit);
   }
   return std::make_shared<ConsoleOutput>(std::move(owned), fd, stop);
+}
+
+void ConsoleOutput::drop_older_half() {
+  static constexpr char kNote[] = "\n[husk-vmm: older console output dropped]\n";
+  uint64_t keep = limit_ / 2;
+  std::vector<uint8_t> tail(keep);
+  ssize_t got = ::pread(fd_, tail.data(), tail.size(), static_cast<off_t>(offset_ - keep));
+  if (got < 0) got = 0;
+  offset_ = 0;
+  if (::pwrite(fd_, kNote, sizeof kNote - 1, 0) > 0) offset_ = sizeof kNote - 1;
+  if (::pwrite(fd_, tail.data(), static_cast<size_t>(got), static_cast<off_t>(offset_)) > 0) offset_ += static_cast<uint64_t>(got);
+  (void)::ftruncate(fd_, static_cast<off_t>(offset_));
 }
 
 void ConsoleOutput::put(uint8_t byte) {
   watcher_.feed(byte);
   if (fd_ < 0) return;
   ssize_t n;
-  do n = ::write(fd_, &byte, 1);
+  if (limit_ == 0) {
+    do n = ::write(fd_, &byte, 1);
+    while (n < 0 && errno == EINTR);
+    return;  // a closed or full stdout must not stop the guest: console output is best effort
+  }
+  if (offset_ >= limit_) drop_older_half();
+  do n = ::pwrite(fd_, &byte, 1, static_cast<off_t>(offset_));
   while (n < 0 && errno == EINTR);
-  // A closed or full stdout must not stop the guest: console output is best effort.
+  if (n == 1) ++offset_;
 }
 
 RawTerminal::RawTerminal(int fd) : fd_(fd) {

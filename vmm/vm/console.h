@@ -30,16 +30,23 @@ class PanicWatcher {
   std::string line_;
 };
 
+// Guest console output. To a file it is bounded: once the file reaches `limit` bytes, its
+// older half is dropped (the newest output, where a failure's reason is, stays), so a guest
+// printing without end cannot fill the host's disk or tmpfs.
 class ConsoleOutput {
  public:
   static Result<std::shared_ptr<ConsoleOutput>> open(const VmConfig& cfg, StopState& stop);
-  ConsoleOutput(UniqueFd owned, int fd, StopState& stop)
-      : owned_(std::move(owned)), fd_(fd), watcher_(stop) {}
+  ConsoleOutput(UniqueFd owned, int fd, StopState& stop, uint64_t limit = 0)
+      : owned_(std::move(owned)), fd_(fd), limit_(limit && limit < 4096 ? 4096 : limit), watcher_(stop) {}
+  // Called with the UART's lock held: one writer at a time.
   void put(uint8_t byte);
 
  private:
+  void drop_older_half();
   UniqueFd owned_;
   int fd_;  // -1: discard
+  uint64_t limit_;  // 0: unbounded (stdout)
+  uint64_t offset_ = 0;
   PanicWatcher watcher_;
 };
 

@@ -1,13 +1,16 @@
-// One microVM: built from a validated VmConfig (memory, platform, devices, vCPUs), then run
-// until the guest resets, powers off, panics or faults, or the host asks it to stop.
+// One microVM: built from a validated VmConfig (vm/builder.cpp: boot files, memory, KVM,
+// devices, vCPUs), then run (vm/microvm.cpp) until the guest resets, powers off, panics or
+// faults, or the host asks it to stop; each vCPU thread runs vm/vcpu_loop.cpp.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "common/result.h"
 #include "vmm/arch/platform.h"
 #include "vmm/devices/bus.h"
 #include "vmm/kvm/kvm.h"
@@ -21,8 +24,9 @@ namespace husk {
 
 class MicroVm {
  public:
-  // Throws std::runtime_error (or kvm::KvmError) with a message for the user.
-  explicit MicroVm(const VmConfig& cfg);
+  // Every error is a message for the user. The order is the user's: files they named are
+  // checked before /dev/kvm is opened, so a typo reads the same on every host.
+  static Result<std::unique_ptr<MicroVm>> build(const VmConfig& cfg);
   ~MicroVm();
   MicroVm(const MicroVm&) = delete;
   MicroVm& operator=(const MicroVm&) = delete;
@@ -30,25 +34,35 @@ class MicroVm {
   // Runs the guest; returns husk-vmm's exit status.
   int run();
 
+  // Interrupts a vCPU's KVM_RUN (with immediate_exit set) when the VM stops.
+  static constexpr int kKickSignal = 10;  // SIGUSR1
+
  private:
+  explicit MicroVm(const VmConfig& cfg) : cfg_(cfg) {}
+  Status build_devices();
   void vcpu_loop(kvm::Vcpu& vcpu);
   bool handle_exit(kvm::Vcpu& vcpu);
   void kick_vcpus();
+  // Joins the vCPU threads, then closes vCPUs, devices and the VM before guest memory goes
+  // (see microvm.cpp for why the order matters).
+  void teardown();
 
   VmConfig cfg_;
   StopState stop_;
+  // Guest memory outlives the VM that maps it: the VM's file descriptors are closed (and KVM's
+  // page tables freed) in teardown() before these pages are unmapped.
+  std::optional<GuestMemory> mem_;
   // Declared before every member that owns Asio objects (virtio_), so it is destroyed after them:
   // an I/O object outliving its io_context is a use-after-free (ASan found it).
   boost::asio::io_context io_;
   std::atomic<int> signal_{0};
-  kvm::Kvm kvm_;
-  kvm::Vm vm_;
   std::unique_ptr<Platform> platform_;
-  GuestMemory mem_;
+  std::optional<kvm::Kvm> kvm_;
+  std::optional<kvm::Vm> vm_;
   Bus pio_, mmio_;
   std::shared_ptr<ConsoleOutput> console_out_;
   PlatformDevices devices_;
-  VirtioDevices virtio_;
+  std::optional<VirtioDevices> virtio_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::jthread> threads_;
 };

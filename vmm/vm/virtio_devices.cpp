@@ -3,11 +3,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdio>
 #include <cstring>
+
+#include "vmm/kvm/irqfd.h"
 
 namespace husk {
 
@@ -61,7 +64,12 @@ class VirtioDevices::LoopHostIo : public virtio::HostIo {
       auto it = entries_.find(id);
       if (it == entries_.end()) return;
       it->second->alive = false;
-      entries_.erase(it);  // closes the duplicate; pending handlers see alive == false
+      // Close now: a pending read's handler holds the entry, and with it this duplicate of the
+      // host socket, until it completes; the host peer must see the stream end at once.
+      boost::system::error_code ec;
+      if (it->second->stream) it->second->stream->close(ec);
+      if (it->second->acceptor) it->second->acceptor->close(ec);
+      entries_.erase(it);
     });
   }
 
@@ -109,32 +117,39 @@ class VirtioDevices::LoopHostIo : public virtio::HostIo {
 VirtioDevices::VirtioDevices() = default;
 VirtioDevices::~VirtioDevices() = default;
 
-Result<std::string> VirtioDevices::attach(const std::vector<std::shared_ptr<virtio::Device>>& devices,
-                                          const Platform& platform, Bus& mmio, kvm::Vm& vm,
-                                          GuestMemory& mem) {
+Result<std::string> VirtioDevices::cmdline(const Platform& platform, size_t count) {
   std::string cmdline;
+  for (size_t i = 0; i < count; ++i) {
+    auto slot = platform.virtio_slot(static_cast<unsigned>(i));
+    if (!slot) return slot.error();
+    char frag[96];
+    std::snprintf(frag, sizeof frag, " virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)slot->base, slot->irq);
+    cmdline += frag;
+  }
+  return cmdline;
+}
+
+Status VirtioDevices::attach(const std::vector<std::shared_ptr<virtio::Device>>& devices, const Platform& platform,
+                             Bus& mmio, kvm::Vm& vm, GuestMemory& mem) {
   for (size_t i = 0; i < devices.size(); ++i) {
     auto slot = platform.virtio_slot(static_cast<unsigned>(i));
     if (!slot) return slot.error();
-    auto transport = std::make_shared<virtio::MmioTransport>(
-        devices[i], mem, std::make_shared<IrqfdInterrupt>(vm, slot->irq));
-    if (auto s = mmio.insert(slot->base, virtio::MmioTransport::kSize, transport); !s) return s.error();
+    auto irq = kvm::IrqfdInterrupt::create(vm, slot->irq);
+    if (!irq) return irq.error();
+    auto transport = std::make_shared<virtio::MmioTransport>(devices[i], mem, *irq);
+    HUSK_TRY(mmio.insert(slot->base, virtio::MmioTransport::kSize, transport));
     for (uint16_t q = 0; q < transport->queue_count(); ++q) {
       auto k = std::make_unique<QueueKick>();
       k->transport = transport;
       k->queue = q;
       k->eventfd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       if (!k->eventfd) return make_error("eventfd: %s", strerror(errno));
-      vm.register_ioeventfd(k->eventfd.get(), slot->base + virtio::MmioTransport::kQueueNotify, 4, q);
+      HUSK_TRY(vm.register_ioeventfd(k->eventfd.get(), slot->base + virtio::MmioTransport::kQueueNotify, 4, q));
       kicks_.push_back(std::move(k));
     }
     transports_.push_back(transport);
-    char frag[96];
-    std::snprintf(frag, sizeof frag, " virtio_mmio.device=4K@0x%llx:%u",
-                  (unsigned long long)slot->base, slot->irq);
-    cmdline += frag;
   }
-  return cmdline;
+  return {};
 }
 
 void VirtioDevices::start(boost::asio::io_context& io) {
@@ -147,7 +162,9 @@ void VirtioDevices::start(boost::asio::io_context& io) {
     std::weak_ptr<virtio::MmioTransport> weak = t;
     // Called with the transport locked, on the loop thread: only arm the timer here.
     t->set_scheduler([timer, weak](uint16_t queue, uint64_t ns) {
-      timer->expires_after(std::chrono::nanoseconds(ns));
+      // A limiter in deep debt may ask for years; a timer takes signed nanoseconds, and an hour
+      // at a time is as good as forever.
+      timer->expires_after(std::chrono::nanoseconds(std::min<uint64_t>(ns, 3600ull * 1000000000)));
       timer->async_wait([weak, queue](boost::system::error_code ec) {
         if (auto tr = weak.lock(); tr && !ec) tr->notify(queue);
       });

@@ -22,9 +22,12 @@ class VirtioDevices {
  public:
   VirtioDevices();
   ~VirtioDevices();
-  // Returns the command line fragment (" virtio_mmio.device=4K@0x...:IRQ" per device).
-  Result<std::string> attach(const std::vector<std::shared_ptr<virtio::Device>>& devices,
-                             const Platform& platform, Bus& mmio, kvm::Vm& vm, GuestMemory& mem);
+  // The command line fragment that announces `count` devices in the platform's slots
+  // (" virtio_mmio.device=4K@0x...:IRQ" each), known before any device is attached.
+  static Result<std::string> cmdline(const Platform& platform, size_t count);
+  // Puts each device behind an MMIO transport in its slot, with an irqfd and ioeventfds.
+  Status attach(const std::vector<std::shared_ptr<virtio::Device>>& devices, const Platform& platform, Bus& mmio,
+                kvm::Vm& vm, GuestMemory& mem);
   // Starts serving queue notifications on `io`.
   void start(boost::asio::io_context& io);
 

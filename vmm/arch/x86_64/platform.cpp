@@ -1,20 +1,14 @@
 #include "vmm/arch/x86_64/platform.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "common/log.h"
-#include "common/unique_fd.h"
 #include "vmm/arch/x86_64/boot_params.h"
 #include "vmm/arch/x86_64/cpuid.h"
 #include "vmm/arch/x86_64/layout.h"
 #include "vmm/arch/x86_64/mptable.h"
-#include "vmm/boot/elf.h"
 #include "vmm/devices/boot_timer.h"
 #include "vmm/devices/i8042.h"
 
@@ -29,22 +23,6 @@ constexpr uint64_t kPage = 4096;
 constexpr uint32_t kLapicLvtLint0 = 0x350, kLapicLvtLint1 = 0x360;
 constexpr uint32_t kDeliveryExtInt = 7, kDeliveryNmi = 4;
 
-struct OpenFile {
-  UniqueFd fd;
-  uint64_t size = 0;
-};
-
-Result<OpenFile> open_file(const std::string& path, const char* what) {
-  OpenFile f;
-  f.fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!f.fd) return make_error("cannot open %s %s: %s", what, path.c_str(), strerror(errno));
-  struct stat st;
-  if (::fstat(f.fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-    return make_error("%s %s is not a regular file", what, path.c_str());
-  f.size = static_cast<uint64_t>(st.st_size);
-  return f;
-}
-
 void set_lvt_delivery(kvm_lapic_state& l, uint32_t reg, uint32_t mode) {
   uint32_t v;
   std::memcpy(&v, l.regs + reg, sizeof v);
@@ -58,27 +36,24 @@ std::vector<RamRegion> X86Platform::ram_regions(uint64_t bytes) const {
   return layout::ram_regions(bytes);
 }
 
-void X86Platform::setup_vm(kvm::Vm& vm) {
+Status X86Platform::setup_vm(kvm::Vm& vm) {
   // Intel VMX needs these three pages for real-mode emulation; harmless elsewhere.
-  vm.set_tss_addr(layout::kTssAddr);
-  vm.set_identity_map_addr(layout::kIdentityMapAddr);
-  vm.create_irqchip();
-  vm.create_pit2();
+  HUSK_TRY(vm.set_tss_addr(layout::kTssAddr));
+  HUSK_TRY(vm.set_identity_map_addr(layout::kIdentityMapAddr));
+  HUSK_TRY(vm.create_irqchip());
+  return vm.create_pit2();
 }
 
-Status X86Platform::load(GuestMemory& mem, const VmConfig& cfg) {
-  if (auto s = cfg.raw_image.empty() ? load_linux(mem, cfg) : load_raw(mem, cfg); !s) return s;
+Status X86Platform::load(GuestMemory& mem, const boot::BootImages& images, const BootConfig& cfg) {
+  if (auto s = images.raw ? load_raw(mem, *images.raw) : load_linux(mem, images, cfg); !s) return s;
   if (auto s = write_page_tables(mem); !s) return s;
   if (auto s = write_gdt(mem); !s) return s;
   return write_mptable(mem, cfg.vcpus);
 }
 
-Status X86Platform::load_raw(GuestMemory& mem, const VmConfig& cfg) {
-  auto f = open_file(cfg.raw_image, "image");
-  if (!f) return f.error();
-  if (f->size == 0) return make_error("image %s is empty", cfg.raw_image.c_str());
-  if (auto s = mem.load_file(GuestAddress(layout::kHimem), f->fd.get(), 0, f->size); !s)
-    return make_error("image %s does not fit in guest memory: %s", cfg.raw_image.c_str(),
+Status X86Platform::load_raw(GuestMemory& mem, const boot::OpenFile& image) {
+  if (auto s = mem.load_file(GuestAddress(layout::kHimem), image.fd.get(), 0, image.size); !s)
+    return make_error(ErrorCode::kInvalidArgument, "image %s does not fit in guest memory: %s", image.path.c_str(),
                       s.error().message.c_str());
   entry_ = layout::kHimem;
   boot_info_ = 0;
@@ -86,16 +61,9 @@ Status X86Platform::load_raw(GuestMemory& mem, const VmConfig& cfg) {
   return {};
 }
 
-Status X86Platform::load_linux(GuestMemory& mem, const VmConfig& cfg) {
-  auto kf = open_file(cfg.kernel, "kernel");
-  if (!kf) return kf.error();
-  if (kf->size == 0) return make_error("kernel %s is empty", cfg.kernel.c_str());
-  // Parsing reads headers only; mapping the file keeps that free of copies.
-  void* p = ::mmap(nullptr, kf->size, PROT_READ, MAP_PRIVATE, kf->fd.get(), 0);
-  if (p == MAP_FAILED) return make_error("cannot map kernel %s: %s", cfg.kernel.c_str(), strerror(errno));
-  Mapping kmap(p, kf->size);
-  auto img = boot::parse_elf(std::span<const uint8_t>(kmap.data(), kmap.size()));
-  if (!img) return make_error("kernel %s: %s", cfg.kernel.c_str(), img.error().message.c_str());
+Status X86Platform::load_linux(GuestMemory& mem, const boot::BootImages& images, const BootConfig& cfg) {
+  const boot::OpenFile* kf = &*images.kernel;
+  const boot::ElfImage* img = &*images.elf;
 
   uint64_t kernel_end = 0;
   for (const auto& seg : img->segments) {
@@ -114,18 +82,17 @@ Status X86Platform::load_linux(GuestMemory& mem, const VmConfig& cfg) {
   }
 
   std::optional<InitrdPlacement> initrd;
-  if (cfg.initrd) {
-    auto f = open_file(*cfg.initrd, "initrd");
-    if (!f) return f.error();
+  if (images.initrd) {
+    const boot::OpenFile* f = &*images.initrd;
     // Highest page-aligned spot in low memory, like Firecracker: far from the kernel, which
     // decompresses nothing here but allocates upward from its end.
     uint64_t low_end = std::min(mem.regions()[0].size, layout::kMmioGapStart);
     if (f->size == 0 || f->size > low_end)
-      return make_error("initrd %s is empty or larger than guest memory", cfg.initrd->c_str());
+      return make_error(ErrorCode::kInvalidArgument, "initrd %s is larger than guest memory", f->path.c_str());
     uint64_t addr = (low_end - f->size) & ~(kPage - 1);
     if (addr < kernel_end)
-      return make_error("initrd %s (%llu MiB) does not fit above the kernel in %llu MiB of memory",
-                        cfg.initrd->c_str(), (unsigned long long)(f->size >> 20),
+      return make_error(ErrorCode::kInvalidArgument, "initrd %s (%llu MiB) does not fit above the kernel in %llu MiB of memory",
+                        f->path.c_str(), (unsigned long long)(f->size >> 20),
                         (unsigned long long)cfg.mem_mib);
     if (auto s = mem.load_file(GuestAddress(addr), f->fd.get(), 0, f->size); !s) return s;
     initrd = InitrdPlacement{addr, f->size};
@@ -134,9 +101,7 @@ Status X86Platform::load_linux(GuestMemory& mem, const VmConfig& cfg) {
   if (auto s = write_cmdline(mem, cfg.cmdline); !s) return s;
   std::vector<RamRegion> ram;
   for (const auto& r : mem.regions()) ram.push_back(RamRegion{r.start, r.size});
-  if (cfg.boot_pvh) {
-    if (!img->pvh_entry)
-      return make_error("kernel %s has no PVH entry note (CONFIG_PVH)", cfg.kernel.c_str());
+  if (cfg.pvh) {
     if (auto s = write_pvh_start_info(mem, ram, initrd); !s) return s;
     entry_ = *img->pvh_entry;
     boot_info_ = layout::kPvhStartInfo;
@@ -153,38 +118,46 @@ Status X86Platform::load_linux(GuestMemory& mem, const VmConfig& cfg) {
   return {};
 }
 
-void X86Platform::setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) {
+Status X86Platform::setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) {
   if (!supported_cpuid_) {
-    supported_cpuid_ = kvm.supported_cpuid();
+    auto cpuid = kvm.supported_cpuid();
+    if (!cpuid) return cpuid.error();
     auto known = kvm.msr_index_list();
+    if (!known) return known.error();
+    supported_cpuid_ = std::move(cpuid.value());
     for (const auto& m : boot_msrs())
-      if (std::find(known.begin(), known.end(), m.index) != known.end()) msrs_.push_back(m);
+      if (std::find(known->begin(), known->end(), m.index) != known->end()) msrs_.push_back(m);
   }
   auto cpuid = *supported_cpuid_;
   setup_cpuid(cpuid, CpuidTopology{vcpu.id(), vcpu_count},
               CpuidOptions{vcpu.tsc_khz(), kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0});
-  vcpu.set_cpuid(cpuid);
-  int n = vcpu.set_msrs(msrs_);
-  if (n != static_cast<int>(msrs_.size()))
-    LOG_WARN("KVM accepted %d of %zu boot MSRs (first refused: 0x%x)", n, msrs_.size(),
-             msrs_[static_cast<size_t>(n)].index);
+  HUSK_TRY(vcpu.set_cpuid(cpuid));
+  auto n = vcpu.set_msrs(msrs_);
+  if (!n) return n.error();
+  if (*n != static_cast<int>(msrs_.size()))
+    LOG_WARN("KVM accepted %d of %zu boot MSRs (first refused: 0x%x)", *n, msrs_.size(),
+             msrs_[static_cast<size_t>(*n)].index);
 
   auto lapic = vcpu.get_lapic();
-  set_lvt_delivery(lapic, kLapicLvtLint0, kDeliveryExtInt);
-  set_lvt_delivery(lapic, kLapicLvtLint1, kDeliveryNmi);
-  vcpu.set_lapic(lapic);
+  if (!lapic) return lapic.error();
+  set_lvt_delivery(*lapic, kLapicLvtLint0, kDeliveryExtInt);
+  set_lvt_delivery(*lapic, kLapicLvtLint1, kDeliveryNmi);
+  HUSK_TRY(vcpu.set_lapic(*lapic));
 
   // Application processors stay in wait-for-SIPI; the guest starts them itself.
-  if (vcpu.id() != 0) return;
-  vcpu.set_fpu(boot_fpu());
-  vcpu.set_sregs(boot_sregs(vcpu.get_sregs(), mode_));
-  vcpu.set_regs(boot_regs(entry_, boot_info_, mode_));
+  if (vcpu.id() != 0) return {};
+  HUSK_TRY(vcpu.set_fpu(boot_fpu()));
+  auto sregs = vcpu.get_sregs();
+  if (!sregs) return sregs.error();
+  HUSK_TRY(vcpu.set_sregs(boot_sregs(*sregs, mode_)));
+  return vcpu.set_regs(boot_regs(entry_, boot_info_, mode_));
 }
 
 Result<PlatformDevices> X86Platform::create_devices(DeviceWiring& w) {
   PlatformDevices d;
-  auto irq = std::make_shared<IrqfdInterrupt>(w.vm, Serial::kCom1Irq);
-  d.console = std::make_shared<Serial>(irq, w.console_out);
+  auto irq = w.make_irq(Serial::kCom1Irq);
+  if (!irq) return irq.error();
+  d.console = std::make_shared<Serial>(*irq, w.console_out);
   if (auto s = w.pio.insert(Serial::kCom1, 8, d.console); !s) return s.error();
   if (auto s = w.pio.insert(I8042::kBase, I8042::kLen, std::make_shared<I8042>(w.on_reset)); !s)
     return s.error();

@@ -12,15 +12,15 @@ namespace husk::x86 {
 class X86Platform : public Platform {
  public:
   std::vector<RamRegion> ram_regions(uint64_t bytes) const override;
-  void setup_vm(kvm::Vm& vm) override;
-  Status load(GuestMemory& mem, const VmConfig& cfg) override;
-  void setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) override;
+  Status load(GuestMemory& mem, const boot::BootImages& images, const BootConfig& cfg) override;
+  Status setup_vm(kvm::Vm& vm) override;
+  Status setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) override;
   Result<PlatformDevices> create_devices(DeviceWiring& wiring) override;
   Result<MmioSlot> virtio_slot(unsigned index) const override;
 
  private:
-  Status load_linux(GuestMemory& mem, const VmConfig& cfg);
-  Status load_raw(GuestMemory& mem, const VmConfig& cfg);
+  Status load_linux(GuestMemory& mem, const boot::BootImages& images, const BootConfig& cfg);
+  Status load_raw(GuestMemory& mem, const boot::OpenFile& image);
 
   uint64_t entry_ = 0;
   uint64_t boot_info_ = 0;

@@ -12,11 +12,13 @@
 #include "common/log.h"
 #include "common/sockets.h"
 #include "vmm/virtio/chain_io.h"
+#include "vmm/virtio/rate_limiter.h"
 
 namespace husk::virtio {
 namespace {
 using namespace vsock;
-enum : uint16_t { kRxQueue = 0, kTxQueue = 1 };
+enum : uint16_t { kRxQueue = 0, kTxQueue = 1, kEventQueue = 2 };
+constexpr uint64_t kExpiryPeriodNs = 1'000'000'000;
 constexpr size_t kMaxConnectLine = 32;
 
 }  // namespace
@@ -29,7 +31,8 @@ Result<std::shared_ptr<Vsock>> Vsock::open(const VsockConfig& cfg) {
   return std::make_shared<Vsock>(std::move(fd.value()), cfg);
 }
 
-Vsock::Vsock(UniqueFd listener, VsockConfig cfg) : listener_(std::move(listener)), cfg_(std::move(cfg)) {}
+Vsock::Vsock(UniqueFd listener, VsockConfig cfg)
+    : listener_(std::move(listener)), cfg_(std::move(cfg)), clock_(monotonic_ns) {}
 
 Vsock::~Vsock() { ::unlink(cfg_.uds_path.c_str()); }
 
@@ -50,6 +53,11 @@ Status Vsock::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, N
   mem_ = &mem;
   queues_ = &queues;
   notifier_ = &notifier;
+  // Handshake deadlines count from now: a guest that took long to boot did not ignore them.
+  uint64_t now = clock_();
+  for (auto& [k, c] : conns_)
+    if (c.state == State::kConnecting) c.deadline_ns = now + kRequestTimeoutNs;
+  schedule_expiry();
   // Host CONNECTs that arrived while the driver was probing are waiting in rx_, and the guest
   // posted its receive buffers (and kicked) before DRIVER_OK, when the kick was ignored: it will
   // not kick again until it consumed one, so deliver now or the handshake waits forever.
@@ -63,6 +71,7 @@ void Vsock::reset() {
   while (!conns_.empty()) close(conns_.begin()->first);
   rx_.clear();
   mem_ = nullptr, queues_ = nullptr, notifier_ = nullptr;
+  expiry_scheduled_ = pump_all_ = false;
 }
 
 uint32_t Vsock::peer_credit(const Conn& c) const {
@@ -84,7 +93,8 @@ void Vsock::push(Conn& c, uint16_t op, uint32_t flags, std::vector<uint8_t> data
   h.fwd_cnt = c.fwd_cnt;
   c.credit_sent = c.fwd_cnt;
   c.tx_cnt += h.len;
-  rx_.push_back(RxPacket{h, std::move(data), 0});
+  c.queued += data.size();
+  rx_.push_back(RxPacket{h, std::move(data), 0, Key{c.local_port, c.peer_port}});
 }
 
 void Vsock::push_rst(const Header& to) {
@@ -95,7 +105,11 @@ void Vsock::push_rst(const Header& to) {
   h.dst_port = to.src_port;
   h.type = kTypeStream;
   h.op = kOpRst;
-  rx_.push_back(RxPacket{h, {}, 0});
+  if (rx_full()) {
+    LOG_WARN_RATELIMITED("vsock: guest posts no receive buffers: dropping a reset");
+    return;
+  }
+  rx_.push_back(RxPacket{h, {}, 0, std::nullopt});
 }
 
 void Vsock::close(const Key& k) {
@@ -119,18 +133,37 @@ Vsock::Conn* Vsock::by_id(uint64_t id, Key* key) {
 }
 
 Status Vsock::on_host_accept(uint64_t, int fd) {
+  if (connections() >= kMaxConnections) {
+    LOG_WARN_RATELIMITED("vsock: %zu streams open: refusing a host connection", connections());
+    ::close(fd);
+    return {};
+  }
   Conn c;
   c.fd.reset(fd);
   c.id = next_id_++;
+  c.deadline_ns = clock_() + kConnectLineTimeoutNs;
   uint64_t id = c.id;
   accepting_.emplace(id, std::move(c));
   io_->read(id, fd, kMaxConnectLine);
+  schedule_expiry();
   return {};
+}
+
+void Vsock::drop_accepting(uint64_t id) {
+  io_->forget(id);
+  accepting_.erase(id);  // closes the host socket
 }
 
 void Vsock::pump_host(Conn& c) {
   if (c.reading || c.host_eof || c.state != State::kEstablished) return;
-  uint32_t credit = peer_credit(c);
+  if (rx_full()) {  // resumes once the guest takes packets
+    pump_all_ = true;
+    return;
+  }
+  // Credit as the guest tells it, but never more than kBufAlloc undelivered per stream: a
+  // guest that claims to have read what it never received must not make us buffer more.
+  if (c.queued >= kBufAlloc) return;  // resumes as its packets are delivered
+  uint32_t credit = std::min<uint32_t>(peer_credit(c), static_cast<uint32_t>(kBufAlloc - c.queued));
   if (credit == 0) return;  // resumes when the guest's credit update arrives
   c.reading = true;
   io_->read(c.id, c.fd.get(), std::min<uint32_t>(credit, kMaxPayload));
@@ -147,8 +180,7 @@ Status Vsock::on_host_read(uint64_t id, std::span<const uint8_t> bytes) {
   if (auto a = accepting_.find(id); a != accepting_.end()) {
     Conn& c = a->second;
     if (bytes.empty()) {  // the host client gave up before finishing its CONNECT line
-      io_->forget(id);
-      accepting_.erase(a);
+      drop_accepting(id);
       return {};
     }
     size_t nl = 0;
@@ -163,14 +195,14 @@ Status Vsock::on_host_read(uint64_t id, std::span<const uint8_t> bytes) {
     }
     if (!done || std::sscanf(c.line.c_str(), "CONNECT %u%c", &port, &tail) != 1) {
       LOG_WARN_RATELIMITED("vsock: bad handshake from a host client: '%.32s'", c.line.c_str());
-      io_->forget(id);
-      accepting_.erase(a);
+      drop_accepting(id);
       return {};
     }
     c.early.assign(bytes.begin() + static_cast<std::ptrdiff_t>(nl) + 1, bytes.end());
     c.peer_port = port;
     c.local_port = next_local_port_++;
     c.state = State::kConnecting;
+    c.deadline_ns = clock_() + kRequestTimeoutNs;
     Conn& added = add(Key{c.local_port, c.peer_port}, std::move(c));
     accepting_.erase(a);
     push(added, kOpRequest);
@@ -185,6 +217,10 @@ Status Vsock::on_host_read(uint64_t id, std::span<const uint8_t> bytes) {
     // sends (an echo's tail), so only SEND is shut down. The stream ends when both sides are done.
     c->host_eof = true;
     push(*c, kOpShutdown, kShutdownSend);
+    // Half-closed: the guest may still send, but a guest that stays silent does not keep
+    // the stream (and the host peer's socket) for ever.
+    if (!c->guest_done_sending) c->deadline_ns = clock_() + kHalfOpenTimeoutNs;
+    schedule_expiry();
     return deliver();
   }
   push(*c, kOpRw, 0, std::vector<uint8_t>(bytes.begin(), bytes.end()));
@@ -224,10 +260,11 @@ Status Vsock::on_host_written(uint64_t id, bool ok) {
 
 void Vsock::guest_connect(const Header& h) {
   Key k{h.dst_port, h.src_port};
-  if (conns_.count(k)) return push_rst(h);
-  // A local stream connect completes or fails at once; made non-blocking after.
-  auto conn = connect_unix(cfg_.uds_path + "_" + std::to_string(h.dst_port));
-  if (!conn || ::fcntl(conn->get(), F_SETFL, O_NONBLOCK) != 0) return push_rst(h);
+  if (conns_.count(k) || connections() >= kMaxConnections || rx_full()) return push_rst(h);
+  // Non-blocking: a unix connect completes at once, or fails with EAGAIN when the listener's
+  // backlog is full; it never holds the event loop.
+  auto conn = connect_unix(cfg_.uds_path + "_" + std::to_string(h.dst_port), /*nonblocking=*/true);
+  if (!conn) return push_rst(h);
   UniqueFd fd = std::move(conn.value());
   Conn c;
   c.id = next_id_++;
@@ -253,10 +290,12 @@ void Vsock::handle_packet(const Header& h, std::vector<uint8_t> data) {
   Conn& c = it->second;
   c.peer_buf_alloc = h.buf_alloc;
   c.peer_fwd_cnt = h.fwd_cnt;
+  if (c.host_eof && c.deadline_ns) c.deadline_ns = clock_() + kHalfOpenTimeoutNs;  // still talking
   switch (h.op) {
     case kOpResponse:
       if (c.state != State::kConnecting) return push_rst(h), close(k);
       c.state = State::kEstablished;
+      c.deadline_ns = 0;
       {
         std::string ok = "OK " + std::to_string(c.local_port) + "\n";
         c.to_host.insert(c.to_host.begin(), ok.begin(), ok.end());
@@ -280,7 +319,7 @@ void Vsock::handle_packet(const Header& h, std::vector<uint8_t> data) {
       c.to_host.insert(c.to_host.end(), data.begin(), data.end());
       return flush_to_host(c);
     case kOpShutdown:
-      if (h.flags & kShutdownSend) c.guest_done_sending = true;
+      if (h.flags & kShutdownSend) c.guest_done_sending = true, c.deadline_ns = 0;
       if (c.guest_done_sending && !c.in_flight && c.to_host.empty()) {
         ::shutdown(c.fd.get(), SHUT_WR);
         if (c.host_eof || (h.flags & kShutdownRcv)) {
@@ -290,7 +329,8 @@ void Vsock::handle_packet(const Header& h, std::vector<uint8_t> data) {
       }
       return;
     case kOpCreditRequest:
-      push(c, kOpCreditUpdate);
+      // Dropped when the guest posts no receive buffers; it asks again.
+      if (!rx_full()) push(c, kOpCreditUpdate);
       return;
     case kOpCreditUpdate:
       pump_host(c);
@@ -318,8 +358,42 @@ Status Vsock::handle_tx(const DescriptorChain& chain) {
   return {};
 }
 
+void Vsock::schedule_expiry() {
+  if (!notifier_ || expiry_scheduled_) return;
+  bool any = !accepting_.empty();
+  for (const auto& [k, c] : conns_) any = any || c.deadline_ns != 0;
+  if (!any) return;
+  expiry_scheduled_ = true;
+  notifier_->retry_after(kEventQueue, kExpiryPeriodNs);
+}
+
+void Vsock::expire(uint64_t now) {
+  for (auto it = accepting_.begin(); it != accepting_.end();) {
+    auto next = std::next(it);
+    if (it->second.deadline_ns <= now) {
+      LOG_WARN_RATELIMITED("vsock: a host client sent no CONNECT line in time: closing it");
+      drop_accepting(it->first);
+    }
+    it = next;
+  }
+  std::vector<Key> expired;
+  for (const auto& [k, c] : conns_)
+    if (c.deadline_ns && c.deadline_ns <= now) expired.push_back(k);
+  for (const auto& k : expired) {
+    LOG_WARN_RATELIMITED("vsock: stream to guest port %u timed out (%s): resetting", k.second,
+                         conns_.at(k).state == State::kConnecting ? "no answer to a connect" : "half-closed and silent");
+    push(conns_.at(k), kOpRst);  // per stream, so bounded: not subject to the queue limit
+    close(k);
+  }
+}
+
 Status Vsock::process_queue(uint16_t index) {
   if (!queues_) return {};
+  if (index == kEventQueue) {  // our expiry timer (or a guest kick, which does no harm)
+    expiry_scheduled_ = false;
+    expire(clock_());
+    schedule_expiry();
+  }
   if (index == kTxQueue) {
     auto s = serve_queue((*queues_)[kTxQueue], *mem_, *notifier_,
                          [this](const DescriptorChain& c) -> Result<uint32_t> {
@@ -355,12 +429,22 @@ Status Vsock::deliver() {
       }
       written = static_cast<uint32_t>(sizeof h + n);
       p.sent += n;
+      if (n && p.conn) {
+        if (auto it = conns_.find(*p.conn); it != conns_.end()) {
+          it->second.queued -= std::min(it->second.queued, n);
+          pump_host(it->second);
+        }
+      }
       if (p.sent == p.data.size()) rx_.pop_front();  // else the rest goes in the next buffer
     } else {
       LOG_WARN_RATELIMITED("vsock: guest receive buffer smaller than a header");
     }
     if (auto s = rx.add_used(*mem_, c.head, written); !s) return s;
     used = true;
+  }
+  if (pump_all_ && !rx_full()) {
+    pump_all_ = false;
+    for (auto& [k, c] : conns_) pump_host(c);
   }
   return used ? notify_used(rx, *mem_, *notifier_) : Status{};
 }

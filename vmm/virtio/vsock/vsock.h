@@ -5,11 +5,18 @@
 //    not listen on that port the connection is closed at once (retry until it does).
 //  - Guest-initiated to host port P: the VMM connects to "PATH_P".
 // Credit-based flow control both ways (spec 5.10.6.3), RST on close, many concurrent streams.
+// Everything the guest can make the VMM hold is bounded (as Firecracker's muxer): at most
+// kMaxConnections streams, at most kMaxRxQueue control packets waiting for receive buffers (a
+// guest that transmits but never posts receive buffers gets its extra replies dropped), at most
+// kBufAlloc bytes of host data waiting per stream whatever credit the guest claims, and
+// deadlines for handshakes and half-closed streams.
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +51,16 @@ class Vsock : public Device {
   Status on_host_written(uint64_t id, bool ok) override;
 
   static constexpr uint32_t kBufAlloc = 256 * 1024;  // what each stream may have in flight to us
+  static constexpr size_t kMaxConnections = 1023;
+  static constexpr size_t kMaxRxQueue = 256;
+  static constexpr uint64_t kConnectLineTimeoutNs = 5'000'000'000;   // host client: "CONNECT n"
+  static constexpr uint64_t kRequestTimeoutNs = 10'000'000'000;      // guest: answer a REQUEST
+  static constexpr uint64_t kHalfOpenTimeoutNs = 60'000'000'000;     // guest silent after host EOF
+
+  // For tests: streams and packets the device holds, and the clock deadlines are kept by.
+  size_t connections() const { return conns_.size() + accepting_.size(); }
+  size_t queued_packets() const { return rx_.size(); }
+  void set_clock(std::function<uint64_t()> clock) { clock_ = std::move(clock); }
 
  private:
   enum class State { kAwaitConnect, kConnecting, kEstablished };
@@ -58,20 +75,26 @@ class Vsock : public Device {
     uint32_t rx_cnt = 0, fwd_cnt = 0, credit_sent = 0;           // from the guest
     std::vector<uint8_t> to_host;
     size_t in_flight = 0;
+    size_t queued = 0;     // bytes of host data in rx_ not yet in a guest buffer
+    uint64_t deadline_ns = 0;  // 0: none (see the timeouts above)
     bool reading = false, host_eof = false, guest_done_sending = false;
   };
+  using Key = std::pair<uint32_t, uint32_t>;  // (local_port, peer_port)
   struct RxPacket {
     vsock::Header hdr;
     std::vector<uint8_t> data;
     size_t sent = 0;  // bytes of data already delivered (a packet may span several buffers)
+    std::optional<Key> conn;  // the stream whose host data this is (for its `queued` count)
   };
-  using Key = std::pair<uint32_t, uint32_t>;  // (local_port, peer_port)
 
   Status handle_tx(const DescriptorChain& c);
   void handle_packet(const vsock::Header& h, std::vector<uint8_t> data);
   void guest_connect(const vsock::Header& h);
   void push(Conn& c, uint16_t op, uint32_t flags = 0, std::vector<uint8_t> data = {});
+  // RST for a packet that named no stream: dropped when the receive queue is full (the guest's
+  // socket times out), so a flood of bad packets cannot grow the queue.
   void push_rst(const vsock::Header& to);
+  bool rx_full() const { return rx_.size() >= kMaxRxQueue; }
   void pump_host(Conn& c);  // read from the host socket as far as the guest's credit allows
   void flush_to_host(Conn& c);
   void close(const Key& k);
@@ -79,6 +102,10 @@ class Vsock : public Device {
   Conn& add(const Key& k, Conn c);  // registers a stream under its key and its I/O id
   Status deliver();
   uint32_t peer_credit(const Conn& c) const;
+  // Streams past their deadline are reset; asks for the next check while any deadline is set.
+  void expire(uint64_t now_ns);
+  void schedule_expiry();
+  void drop_accepting(uint64_t id);
 
   UniqueFd listener_;
   VsockConfig cfg_;
@@ -92,6 +119,9 @@ class Vsock : public Device {
   GuestMemory* mem_ = nullptr;
   std::vector<Queue>* queues_ = nullptr;
   Notifier* notifier_ = nullptr;
+  std::function<uint64_t()> clock_;
+  bool expiry_scheduled_ = false;
+  bool pump_all_ = false;  // the queue was full: pump every stream once it drains
 };
 
 }  // namespace husk::virtio
