@@ -2,7 +2,8 @@
 // VMM: from just before exec to a marker line on its output, and to its exit. Also reports the
 // child's peak RSS. Sets HUSK_EXEC_T0_NS so husk-vmm's own figures use the same origin.
 //
-// usage: husk-bench-clock [--marker TEXT] [--log FILE] [--timeout SEC] -- CMD [ARGS...]
+// usage: husk-bench-clock [--marker TEXT] [--log FILE] [--timeout SEC] [--stop-at-marker] -- CMD [ARGS...]
+//   --stop-at-marker: SIGTERM the command once the marker came (a guest that never exits)
 // prints: rc=N marker_us=N exit_us=N maxrss_kib=N   (marker_us=-1 when the marker never came)
 #include <signal.h>
 #include <sys/resource.h>
@@ -29,10 +30,12 @@ uint64_t now_ns() {
 int main(int argc, char** argv) {
   std::string marker = "HUSK_GUEST_READY", log_path;
   int timeout_s = 300;
+  bool stop_at_marker = false;
   int i = 1;
   for (; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--") { ++i; break; }
+    if (a == "--stop-at-marker") { stop_at_marker = true; continue; }
     if (i + 1 >= argc) { std::fprintf(stderr, "husk-bench-clock: %s needs a value\n", a.c_str()); return 2; }
     if (a == "--marker") marker = argv[++i];
     else if (a == "--log") log_path = argv[++i];
@@ -73,8 +76,10 @@ int main(int argc, char** argv) {
     if (log) std::fwrite(buf, 1, static_cast<size_t>(n), log);
     if (marker_us < 0) {
       window.append(buf, static_cast<size_t>(n));
-      if (window.find(marker) != std::string::npos) marker_us = static_cast<int64_t>((t - t0) / 1000);
-      else if (window.size() > marker.size()) window.erase(0, window.size() - marker.size());
+      if (window.find(marker) != std::string::npos) {
+        marker_us = static_cast<int64_t>((t - t0) / 1000);
+        if (stop_at_marker) kill(pid, SIGTERM);
+      } else if (window.size() > marker.size()) window.erase(0, window.size() - marker.size());
     }
   }
   int status = 0;

@@ -2,6 +2,7 @@
 // runs OCI containers for whoever talks to it over gRPC.
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -70,6 +71,9 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(ropts.state_dir, ec);
 
+  // In a VM every container gets mount and pid namespaces of its own, whatever its spec says: a
+  // container sharing the agent's would see its gRPC socket and could signal PID 1.
+  ropts.isolate_from_agent = guest;
   Runtime runtime(ropts);
   Reaper reaper([&runtime](pid_t pid, int status) { runtime.on_exit(pid, status); });
   ServiceOptions sopts;
@@ -80,6 +84,11 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(16 << 20);
+  // The sync server starts a thread per call in flight: bound them (calls beyond wait), so no
+  // client, however many calls it opens, can exhaust PID 1.
+  grpc::ResourceQuota quota("husk-agent");
+  quota.SetMaxThreads(256);
+  builder.SetResourceQuota(quota);
   std::vector<unsigned> vsock_ports;
   // vsock connections are relayed to this socket (see service/listeners.h).
   const std::string relay_socket = ropts.state_dir + "/grpc.sock";
@@ -103,6 +112,11 @@ int main(int argc, char** argv) {
     LOG_ERROR("cannot start the gRPC server on %s", listen[0].c_str());
     return 1;
   }
+  // gRPC creates its unix sockets with the umask's mode: the agent's API is root's alone.
+  for (const auto& l : listen)
+    if (l.rfind("unix:", 0) == 0 && chmod(l.substr(5).c_str(), 0600) != 0)
+      LOG_WARN("chmod %s: %s", l.substr(5).c_str(), strerror(errno));
+  if (!vsock_ports.empty()) (void)chmod(relay_socket.c_str(), 0600);
   std::vector<std::unique_ptr<VsockBridge>> vsock;
   for (unsigned port : vsock_ports) {
     auto l = VsockBridge::listen(port, relay_socket);
@@ -118,9 +132,18 @@ int main(int argc, char** argv) {
   // The console marker tests and the shim's boot timing look for.
   if (guest) std::fprintf(stderr, "HUSK_AGENT_READY\n");
 
-  int sig = 0;
-  sigwait(&term, &sig);
-  LOG_INFO("signal %d: removing containers and exiting", sig);
+  // On a host the shim stops us with SIGTERM. As PID 1 of a VM nobody has a reason to: the
+  // host ends the sandbox with DestroySandbox. A process in the guest that signals PID 1 (only
+  // one sharing its pid namespace could, and containers never do) is logged and ignored.
+  for (;;) {
+    siginfo_t info{};
+    if (sigwaitinfo(&term, &info) < 0) continue;
+    if (!guest) {
+      LOG_INFO("signal %d: removing containers and exiting", info.si_signo);
+      break;
+    }
+    LOG_WARN("ignoring signal %d from pid %d: the agent stops only when the host asks", info.si_signo, info.si_pid);
+  }
   vsock.clear();
   runtime.close_oom_subscribers();
   // Calls still open (a client's stdin stream, say) are cancelled after 100 ms: the shim waits

@@ -25,6 +25,8 @@ user:x:1000:
 nogroup:x:65534:
 G
 mkdir -p "$out/rootfs/home/user" && chown 1000:1000 "$out/rootfs/home/user"
+# Static test programs (HUSK_BUNDLE_TOOLS, space-separated paths): husk-probe for the isolation tests.
+for t in ${HUSK_BUNDLE_TOOLS:-}; do install -D -m 755 "$t" "$out/rootfs/usr/local/bin/$(basename "$t")"; done
 args='"sh"'
 if [ $# -gt 0 ]; then
   args=

@@ -33,8 +33,7 @@ mkdir -p /tmp/share && cp -a "$HUSK_ROOT/images/test-bundle/rootfs" /tmp/share/r
 wait_for 10 "the socket of virtiofsd" test -S /tmp/vfs.sock
 echo "+ husk-vmm --kernel vmlinux --initrd agent-initramfs.cpio --vcpus 2 --mem 256 --vsock 3,/tmp/v.sock --fs share,/tmp/vfs.sock"
 "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_ROOT/images/agent-initramfs.cpio" --vcpus 2 --mem 256 \
-  --vsock 3,/tmp/v.sock --fs share,/tmp/vfs.sock \
-  --cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet' >/tmp/vmm.log 2>&1 &
+  --vsock 3,/tmp/v.sock --fs share,/tmp/vfs.sock >/tmp/vmm.log 2>&1 &
 vmm=$!
 ctl() { husk-agentctl --address hvsock:/tmp/v.sock:1024 --timeout-ms 120000 "$@"; }
 mkdir -p /tmp/bundle

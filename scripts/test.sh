@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Command 2 of the README: every test. Builds the main configuration (unit tests and the tests
-# that boot real guests, in the test host where there is no hardware KVM), an ASan/UBSan
-# configuration for the unit tests, and the libFuzzer targets for a short run each.
+# Command 2 of the README: every test. Builds the main configuration (Release: unit, host,
+# conformance and the tests that boot real guests, in the test host where there is no hardware
+# KVM, including husk-vmm-asan under ordinary and hostile guests), an ASan/UBSan configuration
+# for the unit tests, and the libFuzzer targets for a short run each.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -23,9 +24,12 @@ cmake -S "$src" -B "$src/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SA
 cmake --build "$src/build-asan" -j"$jobs" >/dev/null
 ctest --test-dir "$src/build-asan" -L unit -j"$jobs" --output-on-failure
 
-echo "== husk-vmm under ASan+UBSan driving every device in a booted guest"
-cmake --build "$src/build-asan" -j"$jobs" --target husk-vmm >/dev/null
-"$src/tests/testhost/asan_devices.sh" "$src/build-asan/vmm/husk-vmm"
+echo "== shim, ttrpc and agent tests under ThreadSanitizer"
+cmake -S "$src" -B "$src/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_TSAN=ON -DHUSK_WERROR=ON \
+  -DHUSK_GUEST_IMAGES=OFF >/dev/null
+cmake --build "$src/build-tsan" -j"$jobs" --target husk_unit_tests husk_host_tests husk-agent >/dev/null
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$src/tests/tsan.supp" ctest --test-dir "$src/build-tsan" -j"$jobs" --output-on-failure \
+  -R '^(Ttrpc|Shim|ProcessState|ConfigFile|VmSize|TaskServiceTest|Oci|Seccomp|AgentHost|ShareTest)'
 
 echo "== fuzz targets (short runs; see README for long runs)"
 CXX=clang++ cmake -S "$src" -B "$src/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_WERROR=ON \

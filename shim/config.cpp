@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unistd.h>
 
 #include "github.com/containerd/containerd/pkg/runtimeoptions/v1/api.pb.h"
 
@@ -29,7 +30,8 @@ Result<Config> load_config(const std::string& given) {
   try {
     auto j = nlohmann::json::parse(ss.str());
     static const char* known[] = {"mode", "vmm", "kernel", "initramfs", "virtiofsd", "agent", "log_level",
-                                  "vcpus", "memory_mib", "agent_timeout_ms", "state_dir"};
+                                  "vcpus", "memory_mib", "agent_timeout_ms", "state_dir", "console",
+                                  "console_limit", "max_vcpus", "max_memory_mib"};
     for (const auto& [k, v] : j.items())
       if (std::find(std::begin(known), std::end(known), k) == std::end(known))
         return make_error("shim config %s: unknown field \"%s\"", path.c_str(), k.c_str());
@@ -50,14 +52,28 @@ Result<Config> load_config(const std::string& given) {
     num("vcpus", &c.vcpus);
     num("memory_mib", &c.memory_mib);
     num("agent_timeout_ms", &c.agent_timeout_ms);
+    str("console", &c.console);
+    if (j.contains("console_limit")) c.console_limit = j.at("console_limit").get<uint64_t>();
+    num("max_vcpus", &c.max_vcpus);
+    num("max_memory_mib", &c.max_memory_mib);
   } catch (const nlohmann::json::exception& e) {
     return make_error("shim config %s: %s", path.c_str(), e.what());
   }
   if (c.mode != "vm" && c.mode != "host") return make_error("shim config %s: mode must be \"vm\" or \"host\"", path.c_str());
   if (c.state_dir.empty() || c.state_dir[0] != '/' || c.state_dir.size() > 60)
     return make_error("shim config %s: state_dir must be an absolute path of at most 60 characters (sockets live under it)", path.c_str());
+  if (c.console != "file" && c.console != "off") return make_error("shim config %s: console must be \"file\" or \"off\"", path.c_str());
+  if (c.console_limit < 4096) return make_error("shim config %s: console_limit must be at least 4096 bytes", path.c_str());
+  if (c.max_vcpus == 0) c.max_vcpus = static_cast<unsigned>(std::clamp<long>(sysconf(_SC_NPROCESSORS_ONLN), 1, 64));
+  if (c.max_memory_mib == 0)
+    c.max_memory_mib = static_cast<unsigned>(std::max<uint64_t>(64, static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                                                                       static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) >> 20));
   if (c.vcpus == 0 || c.vcpus > 64) return make_error("shim config %s: vcpus must be 1-64", path.c_str());
   if (c.memory_mib < 64) return make_error("shim config %s: memory_mib must be at least 64", path.c_str());
+  if (c.max_vcpus > 64 || c.vcpus > c.max_vcpus)
+    return make_error("shim config %s: vcpus (%u) must be at most max_vcpus (%u, at most 64)", path.c_str(), c.vcpus, c.max_vcpus);
+  if (c.memory_mib > c.max_memory_mib)
+    return make_error("shim config %s: memory_mib (%u) must be at most max_memory_mib (%u)", path.c_str(), c.memory_mib, c.max_memory_mib);
   return c;
 }
 
@@ -111,21 +127,26 @@ Result<Config> size_for(Config c, const nlohmann::json& spec) {
   uint64_t quota = *pod_quota ? *pod_quota : resource(spec, "cpu", "quota");
   uint64_t period = *pod_quota ? *pod_period : resource(spec, "cpu", "period");
   uint64_t limit = *pod_mem ? *pod_mem : resource(spec, "memory", "limit");
+  // Config files are checked by load_config; a Config built in code may leave the maxima at 0.
+  const uint64_t max_vcpus = c.max_vcpus ? c.max_vcpus : 64;
+  const uint64_t max_mib = c.max_memory_mib ? c.max_memory_mib : uint64_t{1} << 20;
   if (*vcpus) {
-    if (*vcpus > 64) return make_error("annotation %s=%llu: at most 64 vCPUs", kVcpusAnnotation, static_cast<unsigned long long>(*vcpus));
+    if (*vcpus > max_vcpus)
+      return make_error(ErrorCode::kInvalidArgument, "annotation %s=%llu: more than max_vcpus (%llu) in the shim config",
+                        kVcpusAnnotation, static_cast<unsigned long long>(*vcpus), static_cast<unsigned long long>(max_vcpus));
     c.vcpus = static_cast<unsigned>(*vcpus);
   } else if (quota > 0) {
     if (period == 0) period = 100000;  // the kernel's default CFS period
-    c.vcpus = static_cast<unsigned>(std::clamp<uint64_t>((quota + period - 1) / period, c.vcpus, 64));
+    c.vcpus = static_cast<unsigned>(std::clamp<uint64_t>((quota + period - 1) / period, c.vcpus, std::max<uint64_t>(c.vcpus, max_vcpus)));
   }
-  constexpr uint64_t kMaxMib = 1 << 20;  // 1 TiB: beyond that a number is a mistake
   if (*mem) {
-    if (*mem < 64 || *mem > kMaxMib)
-      return make_error("annotation %s=%llu: must be 64-%llu MiB", kMemoryAnnotation, static_cast<unsigned long long>(*mem),
-                        static_cast<unsigned long long>(kMaxMib));
+    if (*mem < 64 || *mem > max_mib)
+      return make_error(ErrorCode::kInvalidArgument, "annotation %s=%llu: must be 64 MiB to max_memory_mib (%llu) in the shim config",
+                        kMemoryAnnotation, static_cast<unsigned long long>(*mem), static_cast<unsigned long long>(max_mib));
     c.memory_mib = static_cast<unsigned>(*mem);
-  } else if (limit > 0 && limit < (kMaxMib << 20)) {
-    c.memory_mib = static_cast<unsigned>(std::min<uint64_t>(c.memory_mib + ((limit + (1 << 20) - 1) >> 20), kMaxMib));
+  } else if (limit > 0) {
+    uint64_t want = c.memory_mib + std::min<uint64_t>((limit + (1 << 20) - 1) >> 20, max_mib);
+    c.memory_mib = static_cast<unsigned>(std::min(want, std::max<uint64_t>(c.memory_mib, max_mib)));
   }
   return c;
 }

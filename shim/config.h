@@ -27,6 +27,14 @@ struct Config {
   std::string log_level = "info";
   // Per-sandbox state (sockets, helper logs, the virtio-fs share): <state_dir>/<hash>.
   std::string state_dir = "/run/husk";
+  // The guest console: "file" (<state_dir>/<hash>/console.log, at most console_limit bytes, the
+  // newest kept) or "off".
+  std::string console = "file";
+  uint64_t console_limit = 1 << 20;
+  // The most a sandbox may be given through annotations or container limits (Kata's
+  // default_maxvcpus / default_maxmemory); 0 in the file means this host's CPUs / memory.
+  unsigned max_vcpus = 0;
+  unsigned max_memory_mib = 0;
 };
 
 // Reads `path` (or the default locations when empty); a missing default file means defaults.
@@ -43,9 +51,10 @@ inline constexpr const char* kVcpusAnnotation = "io.husk.vcpus";
 inline constexpr const char* kMemoryAnnotation = "io.husk.memory_mib";
 
 // The VM for a sandbox whose first container has OCI config `spec`: the annotations above
-// when present (absolute); otherwise the defaults grown by the container's limits — vCPUs
-// enough for its CPU quota, memory plus its memory limit (Kata's rule: the defaults cover
-// the guest kernel and agent, the limit is the workload's). CRI's sandbox-level annotations
+// when present (absolute, refused beyond max_vcpus / max_memory_mib); otherwise the defaults
+// grown by the container's limits — vCPUs enough for its CPU quota, memory plus its memory
+// limit (Kata's rule: the defaults cover the guest kernel and agent, the limit is the
+// workload's), capped at the maxima. CRI's sandbox-level annotations
 // (io.kubernetes.cri.sandbox-cpu-quota/-period/-memory) count as the limits of a pod.
 Result<Config> size_for(Config base, const nlohmann::json& spec);
 

@@ -46,13 +46,19 @@ Publisher::~Publisher() {
   thread_.join();
 }
 
-void Publisher::publish(const google::protobuf::Message& event) {
+bool Publisher::publish(const google::protobuf::Message& event) {
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   std::string req = forward_request(ns_, event, now);
+  bool from_guest = event.GetDescriptor()->full_name() == "containerd.events.TaskOOM";
   std::lock_guard lk(mu_);
+  if (queue_.size() >= (from_guest ? kMaxGuestQueued : kMaxQueued)) {
+    LOG_WARN_RATELIMITED("events: %zu waiting for containerd: dropping %s", queue_.size(), topic_for(event).c_str());
+    return false;
+  }
   queue_.push_back(std::move(req));
   cv_.notify_all();
+  return true;
 }
 
 void Publisher::drain() {

@@ -24,14 +24,28 @@ std::string topic_for(const google::protobuf::Message& event);
 // Serialized ForwardRequest for `event` in namespace `ns`.
 std::string forward_request(const std::string& ns, const google::protobuf::Message& event, const timespec& at);
 
+// Where the Task service sends its events (a Publisher; a recorder in tests).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  // False when the event was dropped (a bounded queue was full).
+  virtual bool publish(const google::protobuf::Message& event) = 0;
+  // Returns once everything published so far has been sent (or given up on).
+  virtual void drain() = 0;
+};
+
 // Publishes in order from a thread of its own, so a slow containerd never blocks a Task call;
 // drain() waits until everything queued so far was sent (TaskExit before Delete returns).
-class Publisher {
+// The queue is bounded: events a guest can cause at will (OOM) are dropped once kMaxGuestQueued
+// wait, every event once kMaxQueued wait (containerd is not reading); publish says so.
+class Publisher : public EventSink {
  public:
+  static constexpr size_t kMaxGuestQueued = 256;
+  static constexpr size_t kMaxQueued = 4096;
   Publisher(std::string ttrpc_address, std::string ns);
-  ~Publisher();
-  void publish(const google::protobuf::Message& event);
-  void drain();
+  ~Publisher() override;
+  bool publish(const google::protobuf::Message& event) override;
+  void drain() override;
 
  private:
   void run();

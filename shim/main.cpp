@@ -18,11 +18,10 @@
 #include <map>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "common/log.h"
 #include "common/sockets.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "shim/bundle.h"
 #include "shim/config.h"
 #include "shim/events.h"
 #include "shim/sandbox.h"
@@ -65,17 +64,11 @@ Args parse_args(int argc, char** argv) {
 
 // The pod a container belongs to: CRI puts io.kubernetes.cri.sandbox-id on the sandbox and on
 // every container of the pod; one shim (and one VM) serves them all. Anything else is its own
-// sandbox.
+// sandbox (a bundle that does not load is reported by Create, with the reason).
 std::string grouping(const Args& a) {
-  try {
-    std::ifstream f("config.json");  // start runs in the bundle directory
-    auto spec = nlohmann::json::parse(f);
-    const auto& ann = spec.at("annotations");
-    if (auto it = ann.find("io.kubernetes.cri.sandbox-id"); it != ann.end() && it->is_string() && !it->get<std::string>().empty())
-      return it->get<std::string>();
-  } catch (const nlohmann::json::exception&) {
-    // no annotations (or no readable config): a sandbox of its own; Create reports a bad config
-  }
+  char cwd[4096];
+  auto bundle = shim::load_bundle(getcwd(cwd, sizeof cwd) ? cwd : ".");  // start runs in the bundle directory
+  if (bundle && !bundle->sandbox_id.empty()) return bundle->sandbox_id;
   return a.get("id");
 }
 

@@ -1,8 +1,8 @@
 // Where a sandbox's agent runs, shared by every container of a pod. VmSandbox: virtiofsd
-// exporting <dir>/shared, husk-vmm booting the agent initramfs, the agent reached over the
-// VMM's hybrid vsock socket. HostSandbox: husk-agent as a host process on <dir>/agent.sock.
-// Container roots are mounted under the directory the sandbox names for them, so one export
-// serves containers created after the VM booted. Both stop every helper they started (SIGKILL
+// exporting the sandbox's share (shim/share.h: container roots attached under it after the VM
+// booted appear in the guest, and the guest can write nothing the shim acts on), husk-vmm
+// booting the agent initramfs, the agent reached over the VMM's hybrid vsock socket.
+// HostSandbox: husk-agent as a host process on <dir>/agent.sock, roots on <bundle>/rootfs. Both stop every helper they started (SIGKILL
 // after a grace period) and record pids in <dir>/husk-pids so a `delete` after a shim crash
 // can still clean up.
 #pragma once
@@ -18,6 +18,7 @@
 #include "common/result.h"
 #include "proto/agent.pb.h"
 #include "shim/config.h"
+#include "shim/rootfs.h"
 
 namespace husk::shim {
 
@@ -27,13 +28,16 @@ class Sandbox {
   // Starts the helpers and connects to the agent; on failure stop() undoes what started.
   virtual Status start() = 0;
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
-  // The host directory where container `id` (bundle `bundle`) gets its root mounted.
-  virtual std::string rootfs_dir(const std::string& id, const std::string& bundle) const = 0;
+  // Attaches container `id`'s root (containerd's mounts, or a bind of its root directory)
+  // where the agent will find it; read-only on the host when `readonly`.
+  virtual Status attach_rootfs(const std::string& id, const std::string& bundle, const std::vector<RootfsMount>& mounts,
+                               bool readonly) = 0;
+  virtual void detach_rootfs(const std::string& id, const std::string& bundle) = 0;
   // How the agent finds that root.
   virtual agent::v1::Rootfs rootfs(const std::string& id, const std::string& bundle) const = 0;
   // Drops the agent connection, stops the helpers (newest first: the VMM before the virtiofsd
   // it uses; SIGTERM, then SIGKILL after a grace period) and removes the directory.
-  void stop();
+  virtual void stop();
   const std::string& dir() const { return dir_; }
   // How long start()'s phases took ("virtiofsd 2.1 ms, vmm 4.0 ms, boot+agent 812.3 ms"),
   // for the shim's debug log and bench/shim_start.sh.
@@ -52,8 +56,9 @@ class Sandbox {
   Sandbox(Config c, std::string dir) : c_(std::move(c)), dir_(std::move(dir)) {}
   // Records a started helper (also in <dir>/husk-pids, for `delete` after a crash).
   void add_helper(pid_t pid);
-  // Removes the directory unless a container root is still mounted under it.
+  // Removes the directory (what the shim made in it) unless a container root is still there.
   static void remove_dir(const std::string& dir);
+  void stop_helpers();
   void phase(const char* name);  // ends a timed phase of start()
   Config c_;
   std::string dir_;
@@ -67,6 +72,7 @@ class Sandbox {
 // whatever the ids' length, since unix socket paths are limited to 107 bytes.
 std::string short_hash(const std::string& key);
 
-std::unique_ptr<Sandbox> make_sandbox(const Config& c, const std::string& dir);
+// Creates the sandbox's directory (and state_dir), both 0700.
+Result<std::unique_ptr<Sandbox>> make_sandbox(const Config& c, const std::string& dir);
 
 }  // namespace husk::shim

@@ -1,26 +1,17 @@
 #include "shim/task_service.h"
 
-#include <fcntl.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cctype>
-#include <cerrno>
-#include <filesystem>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
 
-#include "github.com/containerd/containerd/api/types/task/task.pb.h"
-
+#include "common/ids.h"
 #include "common/log.h"
-#include "guest-agent/oci/spec.h"
-#include "github.com/containerd/cgroups/v2/stats/metrics.pb.h"
 #include "github.com/containerd/containerd/api/events/task.pb.h"
+#include "github.com/containerd/containerd/api/types/task/task.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "shim/metrics.h"
+#include "shim/rootfs.h"
 
 namespace husk::shim {
 
@@ -32,29 +23,27 @@ using ttrpc::Reply;
 
 namespace {
 
+constexpr const char* kTaskService = "containerd.task.v2.Task";
+
 double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
-constexpr const char* kTaskService = "containerd.task.v2.Task";
-
-// Agent (gRPC) status → ttrpc status with the same code and message.
-Reply from_grpc(const grpc::Status& s) { return Reply::error(static_cast<int32_t>(s.error_code()), s.error_message()); }
-
-template <class M>
-bool parse(const std::string& payload, M* m) {
-  return m->ParseFromString(payload);
-}
-
-Reply bad_request() { return Reply::error(ttrpc::kInvalidArgument, "request does not parse"); }
+// The one place husk errors become ttrpc statuses (the codes are gRPC's, which ttrpc shares).
+Reply reply(const Error& e) { return Reply::error(static_cast<int32_t>(e.code), e.message); }
+// The agent's answers keep their code and message.
+Reply reply(const grpc::Status& s) { return Reply::error(static_cast<int32_t>(s.error_code()), s.error_message()); }
 
 Reply empty_ok() { return Reply::ok(v1::Empty().SerializeAsString()); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+// A context for one agent call: containerd's deadline when it gave one, else ours.
+std::unique_ptr<grpc::ClientContext> agent_ctx(const ttrpc::CallContext& cc) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  auto ours = std::chrono::steady_clock::now() + TaskService::kAgentCallTimeout;
+  auto deadline = std::min(cc.deadline, ours);
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::duration_cast<std::chrono::system_clock::duration>(deadline - std::chrono::steady_clock::now()));
+  return ctx;
 }
 
 void set_time(google::protobuf::Timestamp* t, const timespec& ts) {
@@ -62,85 +51,27 @@ void set_time(google::protobuf::Timestamp* t, const timespec& ts) {
   t->set_nanos(static_cast<int32_t>(ts.tv_nsec));
 }
 
-// containerd's rootfs mounts (overlay or bind) onto <bundle>/rootfs.
-Status mount_rootfs(const task::CreateTaskRequest& req, const std::string& target) {
-  for (const auto& m : req.rootfs()) {
-    auto opts = agent::oci::parse_mount_options({m.options().begin(), m.options().end()});
-    if (!opts) return make_error("rootfs mount options: %s", opts.error().message.c_str());
-    std::string type = m.type() == "bind" ? "" : m.type();
-    if (mount(m.source().c_str(), target.c_str(), type.empty() ? nullptr : type.c_str(), opts->flags,
-              opts->data.empty() ? nullptr : opts->data.c_str()) != 0)
-      return make_error("mounting the rootfs (%s %s) on %s: %s", m.type().c_str(), m.source().c_str(), target.c_str(),
-                        strerror(errno));
-    for (unsigned long p : opts->propagation)
-      if (mount(nullptr, target.c_str(), nullptr, p, nullptr) != 0)
-        return make_error("rootfs propagation on %s: %s", target.c_str(), strerror(errno));
-  }
-  return {};
-}
-
-// containerd's identifier rule (alphanumerics separated by single '.', '_' or '-', at most 76
-// characters); ids become path components here, so the shim checks it too.
-Status check_id(const std::string& id) {
-  bool ok = !id.empty() && id.size() <= 76 && std::isalnum(static_cast<unsigned char>(id.front())) &&
-            std::isalnum(static_cast<unsigned char>(id.back()));
-  for (size_t i = 0; ok && i < id.size(); i++) {
-    unsigned char c = static_cast<unsigned char>(id[i]);
-    if (std::isalnum(c)) continue;
-    ok = (c == '.' || c == '_' || c == '-') && std::isalnum(static_cast<unsigned char>(id[i + 1]));
-  }
-  if (!ok) return make_error("task id \"%s\" is not a valid identifier", id.c_str());
-  return {};
-}
-
 }  // namespace
 
-struct TaskService::Proc {
-  std::string container_id, exec_id, bundle;
-  uint32_t pid = 0;
-  std::string stdin_path, stdout_path, stderr_path;
-  bool terminal = false;
-  std::string process_json;  // exec: the OCI Process
-  ProcessState st;           // guarded by mu
-  std::mutex mu;
-  std::condition_variable cv;
-  std::thread out, err, waiter;
-  std::shared_ptr<grpc::ClientContext> out_ctx, err_ctx, in_ctx;
+TaskService::SandboxFactory TaskService::default_factory() {
+  return [](const Config& c, const std::string& dir) -> Result<std::shared_ptr<Sandbox>> {
+    auto s = make_sandbox(c, dir);
+    if (!s) return s.error();
+    return std::shared_ptr<Sandbox>(std::move(s.value()));
+  };
+}
 
-  std::string name() const { return exec_id.empty() ? container_id : exec_id; }
-  v1::ProcessRequest request() const {
-    v1::ProcessRequest r;
-    r.set_container_id(container_id);
-    r.set_exec_id(exec_id);
-    return r;
-  }
-  v1::ContainerRequest container() const {
-    v1::ContainerRequest r;
-    r.set_container_id(container_id);
-    return r;
-  }
-  ~Proc() {
-    for (auto* ctx : {out_ctx.get(), err_ctx.get(), in_ctx.get()})
-      if (ctx) ctx->TryCancel();
-    for (auto* t : {&out, &err, &waiter}) {
-      if (!t->joinable()) continue;
-      // The waiter may hold the last reference after Delete erased the process.
-      if (t->get_id() == std::this_thread::get_id())
-        t->detach();
-      else
-        t->join();
-    }
-  }
-};
-
-TaskService::TaskService(std::string ns, std::string sandbox_id, Publisher* events, std::function<void()> shutdown)
-    : ns_(std::move(ns)), sandbox_id_(std::move(sandbox_id)), events_(events), shutdown_(std::move(shutdown)) {}
+TaskService::TaskService(std::string ns, std::string sandbox_id, EventSink* events, std::function<void()> shutdown,
+                         SandboxFactory factory)
+    : ns_(std::move(ns)), sandbox_id_(std::move(sandbox_id)), events_(events), shutdown_(std::move(shutdown)),
+      factory_(std::move(factory)) {}
 
 TaskService::~TaskService() { teardown(); }
 
 void TaskService::register_with(ttrpc::Server& server) {
-  auto reg = [&](const char* name, Reply (TaskService::*fn)(const std::string&)) {
-    server.register_method(kTaskService, name, [this, fn](const std::string& p, const ttrpc::CallContext&) { return (this->*fn)(p); });
+  auto reg = [&](const char* name, Reply (TaskService::*fn)(const std::string&, const ttrpc::CallContext&)) {
+    server.register_method(kTaskService, name,
+                           [this, fn](const std::string& p, const ttrpc::CallContext& cc) { return (this->*fn)(p, cc); });
   };
   reg("Create", &TaskService::create);
   reg("Start", &TaskService::start);
@@ -156,131 +87,72 @@ void TaskService::register_with(ttrpc::Server& server) {
   reg("Update", &TaskService::update);
   reg("Connect", &TaskService::connect);
   reg("Shutdown", &TaskService::shutdown);
-  server.register_method(kTaskService, "Pause", [this](const std::string& p, const ttrpc::CallContext&) { return pause(p, true); });
-  server.register_method(kTaskService, "Resume", [this](const std::string& p, const ttrpc::CallContext&) { return pause(p, false); });
+  server.register_method(kTaskService, "Pause",
+                         [this](const std::string& p, const ttrpc::CallContext& cc) { return pause(p, cc, true); });
+  server.register_method(kTaskService, "Resume",
+                         [this](const std::string& p, const ttrpc::CallContext& cc) { return pause(p, cc, false); });
   server.register_method(kTaskService, "Checkpoint", [](const std::string&, const ttrpc::CallContext&) {
     return Reply::error(ttrpc::kUnimplemented, "husk does not checkpoint containers");
   });
 }
 
-std::shared_ptr<TaskService::Proc> TaskService::find(const std::string& id, const std::string& exec_id, Reply* err) {
+Result<TaskService::Call> TaskService::find(const std::string& id, const std::string& exec_id) {
   std::lock_guard lk(mu_);
   auto t = tasks_.find(id);
-  if (t == tasks_.end()) {
-    *err = Reply::error(ttrpc::kNotFound, "task " + id + " not found");
-    return nullptr;
-  }
+  if (t == tasks_.end() || !t->second.ready) return make_error(ErrorCode::kNotFound, "task %s not found", id.c_str());
   auto it = t->second.procs.find(exec_id);
-  if (it == t->second.procs.end()) {
-    *err = Reply::error(ttrpc::kNotFound, "process " + exec_id + " not found in task " + id);
-    return nullptr;
+  if (it == t->second.procs.end())
+    return make_error(ErrorCode::kNotFound, "process %s not found in task %s", exec_id.c_str(), id.c_str());
+  return Call{it->second, agent_, sandbox_};
+}
+
+Result<TaskService::Call> TaskService::sandbox_for(const google::protobuf::Any& options, const Bundle& bundle) {
+  std::lock_guard life(lifecycle_mu_);
+  {
+    std::lock_guard lk(mu_);
+    if (sandbox_) return Call{nullptr, agent_, sandbox_};
   }
-  return it->second;
-}
-
-void TaskService::start_io(const std::shared_ptr<Proc>& p) {
-  // Output: agent stream → FIFO. Opened read-write so a reader that goes away never makes a
-  // write fail with EPIPE, and the open never blocks.
-  auto agent = agent_;
-  auto pump = [agent, p](bool is_err) {
-    const std::string& path = is_err ? p->stderr_path : p->stdout_path;
-    if (path.empty()) return;
-    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-      LOG_WARN("opening %s: %s", path.c_str(), strerror(errno));
-      return;
-    }
-    auto ctx = std::make_shared<grpc::ClientContext>();
-    (is_err ? p->err_ctx : p->out_ctx) = ctx;
-    (is_err ? p->err : p->out) = std::thread([agent, p, fd, ctx, is_err] {
-      auto req = p->request();
-      auto r = is_err ? agent->ReadStderr(ctx.get(), req) : agent->ReadStdout(ctx.get(), req);
-      v1::IoChunk c;
-      while (r->Read(&c)) {
-        const std::string& d = c.data();
-        for (size_t off = 0; off < d.size();) {
-          ssize_t n = ::write(fd, d.data() + off, d.size() - off);
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) break;
-          off += static_cast<size_t>(n);
-        }
-      }
-      (void)r->Finish();
-      close(fd);
-    });
-  };
-  pump(false);
-  if (!p->terminal) pump(true);
-  if (!p->stdin_path.empty()) {
-    // Input: FIFO → agent. The open blocks until containerd's side opens for writing; detached
-    // because containerd may never do so.
-    // Its call is cancelled when the process is deleted: containerd keeps the FIFO open until
-    // then, and an open call holds up the agent's shutdown.
-    auto ctx = std::make_shared<grpc::ClientContext>();
-    p->in_ctx = ctx;
-    std::thread([agent, p, ctx] {
-      int fd = open(p->stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return;
-      v1::Empty e;
-      auto w = agent->WriteStdin(ctx.get(), &e);
-      v1::StdinChunk c;
-      c.set_container_id(p->container_id);
-      c.set_exec_id(p->exec_id);
-      w->Write(c);
-      char buf[32768];
-      ssize_t n;
-      while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-        c.set_data(std::string(buf, static_cast<size_t>(n)));
-        if (!w->Write(c)) break;
-      }
-      close(fd);
-      w->WritesDone();
-      (void)w->Finish();
-      grpc::ClientContext cctx;
-      (void)agent->CloseStdin(&cctx, p->request(), &e);
-    }).detach();
+  auto path = config_path_from(options);
+  if (!path) return path.error();
+  auto config = load_config(*path);
+  if (!config) return config.error();
+  if (config->log_level == "debug") log::set_level(log::Level::kDebug);
+  auto sized = size_for(*config, bundle.spec);
+  if (!sized) return sized.error();
+  LOG_INFO("sandbox %s: %s mode, %u vCPUs, %u MiB", sandbox_id_.c_str(), sized->mode.c_str(), sized->vcpus, sized->memory_mib);
+  auto sandbox = factory_(*sized, Sandbox::dir_for(sized->state_dir, ns_, sandbox_id_));
+  if (!sandbox) return sandbox.error();
+  if (auto s = (*sandbox)->start(); !s) {
+    (*sandbox)->stop();
+    return s.error();
   }
+  auto agent = std::shared_ptr<AgentStub>(v1::Agent::NewStub((*sandbox)->channel()));
+  watch_oom(agent);
+  std::lock_guard lk(mu_);
+  sandbox_ = std::move(sandbox.value());
+  agent_ = agent;
+  return Call{nullptr, agent_, sandbox_};
 }
 
-void TaskService::start_waiter(const std::shared_ptr<Proc>& p) {
-  auto agent = agent_;
-  p->waiter = std::thread([this, agent, p] {
-    grpc::ClientContext ctx;
-    v1::WaitProcessResponse resp;
-    auto s = agent->WaitProcess(&ctx, p->request(), &resp);
-    // The agent answers Wait once its streams delivered everything; let our copies finish
-    // writing into the FIFOs before anyone hears of the exit.
-    if (p->out.joinable()) p->out.join();
-    if (p->err.joinable()) p->err.join();
-    timespec at{};
-    if (s.ok()) {
-      at.tv_sec = resp.exited_at().seconds();
-      at.tv_nsec = resp.exited_at().nanos();
-    } else {
-      clock_gettime(CLOCK_REALTIME, &at);
-    }
-    ev::TaskExit e;
-    {
-      std::lock_guard lk(p->mu);
-      p->st.exited(s.ok() ? static_cast<uint32_t>(resp.exit_status()) : 255, at);
-      e.set_exit_status(p->st.exit_status());
-      set_time(e.mutable_exited_at(), p->st.exited_at());
-    }
-    e.set_container_id(p->container_id);
-    e.set_id(p->name());
-    e.set_pid(p->pid);
-    events_->publish(e);
-    events_->drain();
-    p->cv.notify_all();
-  });
-}
-
-void TaskService::watch_oom() {
-  oom_ctx_ = std::make_shared<grpc::ClientContext>();
-  oom_ = std::thread([this, agent = agent_, ctx = oom_ctx_] {
+void TaskService::watch_oom(std::shared_ptr<AgentStub> agent) {
+  auto ctx = std::make_shared<grpc::ClientContext>();
+  {
+    std::lock_guard lk(mu_);
+    oom_ctx_ = ctx;
+  }
+  oom_ = std::thread([this, agent, ctx] {
     auto r = agent->GetOomEvents(ctx.get(), v1::OomEventsRequest());
     v1::OomEvent e;
     while (r->Read(&e)) {
+      // The guest names the container: only ours are passed on (a guest must not make
+      // containerd act on another sandbox's task), and the publisher bounds how many wait.
+      {
+        std::lock_guard lk(mu_);
+        if (!tasks_.count(e.container_id())) {
+          LOG_WARN_RATELIMITED("oom event for %.80s, not a task of this shim: dropped", e.container_id().c_str());
+          continue;
+        }
+      }
       ev::TaskOOM oom;
       oom.set_container_id(e.container_id());
       events_->publish(oom);
@@ -289,114 +161,115 @@ void TaskService::watch_oom() {
   });
 }
 
-Status TaskService::start_sandbox(const google::protobuf::Any& options, const nlohmann::json& spec) {
-  auto path = config_path_from(options);
-  if (!path) return path.error();
-  auto config = load_config(*path);
-  if (!config) return config.error();
-  if (config->log_level == "debug") log::set_level(log::Level::kDebug);
-  auto sized = size_for(*config, spec);
-  if (!sized) return sized.error();
-  LOG_INFO("sandbox %s: %s mode, %u vCPUs, %u MiB", sandbox_id_.c_str(), sized->mode.c_str(), sized->vcpus, sized->memory_mib);
-  auto sandbox = make_sandbox(*sized, Sandbox::dir_for(sized->state_dir, ns_, sandbox_id_));
-  if (auto s = sandbox->start(); !s) {
-    sandbox->stop();
-    return s;
+void TaskService::stop_sandbox_if_unused() {
+  std::lock_guard life(lifecycle_mu_);
+  std::shared_ptr<Sandbox> sandbox;
+  {
+    std::lock_guard lk(mu_);
+    if (!tasks_.empty() || !sandbox_) return;  // a Create came in meanwhile: it keeps the sandbox
+    sandbox = std::move(sandbox_);
+    agent_.reset();
+    if (oom_ctx_) oom_ctx_->TryCancel();
+    oom_ctx_.reset();
   }
-  sandbox_ = std::move(sandbox);
-  agent_ = v1::Agent::NewStub(sandbox_->channel());
-  watch_oom();
-  return {};
+  sandbox->stop();  // ends every agent stream: waiters, pumps and the OOM watch return
+  if (oom_.joinable()) oom_.join();
 }
 
-void TaskService::release_rootfs(Task& t) {
-  if (t.rootfs.empty()) return;
-  if (t.mounted) umount2(t.rootfs.c_str(), MNT_DETACH);
-  t.mounted = false;
-  // The per-container directory under the sandbox's share (<share>/<id>/rootfs), not a bundle's:
-  // left behind, it would keep the sandbox directory from being removed.
-  if (t.rootfs != t.bundle + "/rootfs") {
-    rmdir(t.rootfs.c_str());
-    rmdir(std::filesystem::path(t.rootfs).parent_path().c_str());
+void TaskService::forget_task(const std::string& id, bool detach) {
+  std::shared_ptr<Sandbox> sandbox;
+  std::string bundle;
+  {
+    std::lock_guard lk(mu_);
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) return;
+    bundle = it->second.bundle;
+    detach = detach && it->second.attached;
+    tasks_.erase(it);
+    sandbox = sandbox_;
   }
-  t.rootfs.clear();
+  if (detach && sandbox) sandbox->detach_rootfs(id, bundle);
+  stop_sandbox_if_unused();
 }
 
-Reply TaskService::create(const std::string& payload) {
+void TaskService::on_exit(Process& p, Process::Exit e) {
+  ev::TaskExit x;
+  x.set_container_id(p.spec().container_id);
+  x.set_id(p.name());
+  x.set_pid(p.pid());
+  x.set_exit_status(e.status);
+  set_time(x.mutable_exited_at(), e.at);
+  events_->publish(x);
+  events_->drain();
+}
+
+Reply TaskService::create(const std::string& payload, const ttrpc::CallContext& cc) {
   task::CreateTaskRequest req;
-  if (!parse(payload, &req)) return bad_request();
+  if (!req.ParseFromString(payload)) return Reply::error(ttrpc::kInvalidArgument, "request does not parse");
   if (!req.checkpoint().empty()) return Reply::error(ttrpc::kUnimplemented, "husk does not restore checkpoints");
-  if (auto s = check_id(req.id()); !s) return Reply::error(ttrpc::kInvalidArgument, s.error().message);
-  std::string config_json = read_file(req.bundle() + "/config.json");
-  nlohmann::json spec;
-  try {
-    spec = nlohmann::json::parse(config_json);
-  } catch (const nlohmann::json::exception& e) {
-    return Reply::error(ttrpc::kInvalidArgument, std::string("config.json: ") + e.what());
+  if (auto s = check_id("task id", req.id()); !s) return reply(s.error());
+  auto bundle = load_bundle(req.bundle());
+  if (!bundle) return reply(bundle.error());
+  {
+    // The id is reserved now; the slow work below runs without the lock.
+    std::lock_guard lk(mu_);
+    if (tasks_.count(req.id())) return Reply::error(ttrpc::kAlreadyExists, "task " + req.id() + " already exists");
+    tasks_[req.id()].bundle = req.bundle();
   }
-  std::lock_guard lk(mu_);
-  if (tasks_.count(req.id())) return Reply::error(ttrpc::kAlreadyExists, "task " + req.id() + " already exists");
-  bool first = !sandbox_;
+  auto fail = [&](const Error& e, bool detach) {
+    forget_task(req.id(), detach);
+    return reply(e);
+  };
   auto t0 = std::chrono::steady_clock::now();
-  if (first) {
-    if (auto s = start_sandbox(req.options(), spec); !s)
-      return Reply::error(ttrpc::kUnavailable, "starting sandbox " + sandbox_id_ + ": " + s.error().message);
-    LOG_DEBUG("timing %s: sandbox %.1f ms (%s)", req.id().c_str(), ms_since(t0), sandbox_->timings().c_str());
-  }
+  auto call = sandbox_for(req.options(), *bundle);
+  if (!call) return fail(call.error().wrap("starting sandbox " + sandbox_id_ + ": "), false);
+  LOG_DEBUG("timing %s: sandbox %.1f ms (%s)", req.id().c_str(), ms_since(t0), call->sandbox->timings().c_str());
   auto t1 = std::chrono::steady_clock::now();
-  Sandbox::write_pointer(req.bundle(), sandbox_->dir());
-  Task t;
-  t.bundle = req.bundle();
-  // On failure from here on abandon() undoes this container's mount, and the sandbox if it was
-  // booted for it.
-  std::string target = sandbox_->rootfs_dir(req.id(), req.bundle());
-  std::error_code ec;
-  std::filesystem::create_directories(target, ec);
-  t.rootfs = target;
-  if (req.rootfs_size() > 0) {
-    if (auto s = mount_rootfs(req, target); !s) {
-      t.mounted = true;  // some of the mounts may be on it
-      return abandon(t, first, Reply::error(ttrpc::kFailedPrecondition, s.error().message));
-    }
-    t.mounted = true;
-  } else {
+  Sandbox::write_pointer(req.bundle(), call->sandbox->dir());
+
+  std::vector<RootfsMount> mounts;
+  for (const auto& m : req.rootfs()) mounts.push_back({m.type(), m.source(), {m.options().begin(), m.options().end()}});
+  if (mounts.empty()) {
     // `ctr run --rootfs DIR`: no mounts, root.path names DIR. Bind it where the sandbox looks.
-    std::string root;
-    try {
-      root = spec.at("root").at("path").get<std::string>();
-    } catch (const nlohmann::json::exception& e) {
-      return abandon(t, first, Reply::error(ttrpc::kInvalidArgument, std::string("config.json: root.path: ") + e.what()));
-    }
-    if (root.empty() || root[0] != '/') root = req.bundle() + "/" + root;
-    if (root != target) {
-      if (mount(root.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
-        return abandon(t, first, Reply::error(ttrpc::kFailedPrecondition, "binding " + root + " on " + target + ": " + strerror(errno)));
-      t.mounted = true;
-    }
+    if (bundle->root_path.empty())
+      return fail(make_error(ErrorCode::kInvalidArgument, "config.json: no root.path and no rootfs mounts"), false);
+    mounts.push_back({"bind", bundle->root_path, {"rbind"}});
   }
+  // A host sandbox uses <bundle>/rootfs in place: nothing to attach when that is the root.
+  bool in_place = mounts.size() == 1 && mounts[0].type == "bind" &&
+                  mounts[0].source == call->sandbox->rootfs(req.id(), req.bundle()).path();
+  if (!in_place) {
+    {
+      std::lock_guard lk(mu_);
+      tasks_[req.id()].attached = true;  // some of the mounts may be on it even if this fails
+    }
+    if (auto s = call->sandbox->attach_rootfs(req.id(), req.bundle(), mounts, bundle->root_readonly); !s)
+      return fail(make_error(ErrorCode::kFailedPrecondition, "%s", s.error().message.c_str()), true);
+  }
+
   v1::CreateContainerRequest creq;
   creq.set_id(req.id());
-  creq.set_config_json(config_json);
-  *creq.mutable_rootfs() = sandbox_->rootfs(req.id(), req.bundle());
+  creq.set_config_json(bundle->config_json);
+  *creq.mutable_rootfs() = call->sandbox->rootfs(req.id(), req.bundle());
   bool io = !req.stdin().empty() || !req.stdout().empty() || !req.stderr().empty();
   creq.set_stdio(io ? v1::STDIO_STREAM : v1::STDIO_NULL);
-  grpc::ClientContext ctx;
-  v1::CreateContainerResponse cresp;
   auto t2 = std::chrono::steady_clock::now();
-  if (auto s = agent_->CreateContainer(&ctx, creq, &cresp); !s.ok()) return abandon(t, first, from_grpc(s));
+  v1::CreateContainerResponse cresp;
+  if (auto s = call->agent->CreateContainer(agent_ctx(cc).get(), creq, &cresp); !s.ok())
+    return fail(Error(s.error_message(), static_cast<ErrorCode>(s.error_code())), true);
   LOG_DEBUG("timing %s: rootfs %.1f ms, agent create %.1f ms", req.id().c_str(),
             std::chrono::duration<double, std::milli>(t2 - t1).count(), ms_since(t2));
-  auto p = std::make_shared<Proc>();
-  p->container_id = req.id();
-  p->bundle = req.bundle();
-  p->pid = static_cast<uint32_t>(cresp.pid());
-  p->stdin_path = req.stdin();
-  p->stdout_path = req.stdout();
-  p->stderr_path = req.stderr();
-  p->terminal = req.terminal();
-  t.procs[""] = p;
-  tasks_[req.id()] = std::move(t);
-  start_io(p);
+
+  auto p = std::make_shared<Process>(Process::Spec{req.id(), "", req.bundle(), req.stdin(), req.stdout(), req.stderr(),
+                                                   req.terminal(), ""});
+  p->set_pid(static_cast<uint32_t>(cresp.pid()));
+  {
+    std::lock_guard lk(mu_);
+    Task& t = tasks_[req.id()];
+    t.procs[""] = p;
+    t.ready = true;
+  }
+  p->start_io(call->agent);
   ev::TaskCreate e;
   e.set_container_id(req.id());
   e.set_bundle(req.bundle());
@@ -405,181 +278,148 @@ Reply TaskService::create(const std::string& payload) {
   e.mutable_io()->set_stdout(req.stdout());
   e.mutable_io()->set_stderr(req.stderr());
   e.mutable_io()->set_terminal(req.terminal());
-  e.set_pid(p->pid);
+  e.set_pid(p->pid());
   events_->publish(e);
   task::CreateTaskResponse resp;
-  resp.set_pid(p->pid);
+  resp.set_pid(p->pid());
   return Reply::ok(resp.SerializeAsString());
 }
 
-Reply TaskService::abandon(Task& t, bool first, Reply r) {
-  release_rootfs(t);
-  if (first && tasks_.empty()) stop_sandbox();
-  return r;
-}
-
-void TaskService::stop_sandbox() {
-  if (oom_ctx_) oom_ctx_->TryCancel();
-  if (sandbox_) sandbox_->stop();  // ends every agent stream: waiters and pumps return
-  if (oom_.joinable()) oom_.join();
-  oom_ctx_.reset();
-  sandbox_.reset();
-  agent_.reset();
-}
-
-Reply TaskService::start(const std::string& payload) {
+Reply TaskService::start(const std::string& payload, const ttrpc::CallContext& cc) {
   task::StartRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
-  {
-    std::lock_guard lk(p->mu);
-    ProcessState next = p->st;  // the transition happens once the agent started it
-    if (auto s = next.start(); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
-  }
-  grpc::ClientContext ctx;
-  v1::Empty e;
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
+  auto& p = call->proc;
+  // The transition happens once the agent started it.
+  if (auto s = p->check([](ProcessState& st) { return st.start(); }); !s)
+    return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+  auto exited = [this](Process& proc, Process::Exit e) { on_exit(proc, e); };
   if (req.exec_id().empty()) {
     auto t0 = std::chrono::steady_clock::now();
-    if (auto s = agent_->StartContainer(&ctx, p->container(), &e); !s.ok()) {
+    v1::ContainerRequest cr;
+    cr.set_container_id(req.id());
+    v1::Empty e;
+    if (auto s = call->agent->StartContainer(agent_ctx(cc).get(), cr, &e); !s.ok()) {
       // The init is gone (its exec failed): like runc's shim, report its exit so the task
       // becomes stopped and can be deleted, instead of staying "created" for ever.
-      start_waiter(p);
-      return from_grpc(s);
+      p->start_waiter(call->agent, exited);
+      return reply(s);
     }
-    LOG_DEBUG("timing %s: agent start %.1f ms", p->container_id.c_str(), ms_since(t0));
-    {
-      std::lock_guard lk(p->mu);
-      (void)p->st.start();
-    }
+    LOG_DEBUG("timing %s: agent start %.1f ms", req.id().c_str(), ms_since(t0));
+    p->with_state([](ProcessState& st) { (void)st.start(); });
     ev::TaskStart ts;
-    ts.set_container_id(p->container_id);
-    ts.set_pid(p->pid);
+    ts.set_container_id(req.id());
+    ts.set_pid(p->pid());
     events_->publish(ts);
   } else {
     v1::ExecProcessRequest er;
-    er.set_container_id(p->container_id);
+    er.set_container_id(req.id());
     er.set_exec_id(req.exec_id());
-    er.set_process_json(p->process_json);
-    bool io = !p->stdin_path.empty() || !p->stdout_path.empty() || !p->stderr_path.empty();
-    er.set_stdio(io ? v1::STDIO_STREAM : v1::STDIO_NULL);
+    er.set_process_json(p->spec().process_json);
+    er.set_stdio(p->has_stdio() ? v1::STDIO_STREAM : v1::STDIO_NULL);
     v1::ExecProcessResponse resp;
-    if (auto s = agent_->ExecProcess(&ctx, er, &resp); !s.ok()) return from_grpc(s);
-    {
-      std::lock_guard lk(p->mu);
-      p->pid = static_cast<uint32_t>(resp.pid());
-      (void)p->st.start();
-    }
-    start_io(p);
+    if (auto s = call->agent->ExecProcess(agent_ctx(cc).get(), er, &resp); !s.ok()) return reply(s);
+    p->set_pid(static_cast<uint32_t>(resp.pid()));
+    p->with_state([](ProcessState& st) { (void)st.start(); });
+    p->start_io(call->agent);
     ev::TaskExecStarted es;
-    es.set_container_id(p->container_id);
+    es.set_container_id(req.id());
     es.set_exec_id(req.exec_id());
-    es.set_pid(p->pid);
+    es.set_pid(p->pid());
     events_->publish(es);
   }
-  start_waiter(p);
+  p->start_waiter(call->agent, exited);
   task::StartResponse resp;
-  resp.set_pid(p->pid);
+  resp.set_pid(p->pid());
   return Reply::ok(resp.SerializeAsString());
 }
 
-Reply TaskService::state(const std::string& payload) {
+Reply TaskService::state(const std::string& payload, const ttrpc::CallContext&) {
   task::StateRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
+  const auto& p = *call->proc;
   task::StateResponse resp;
-  resp.set_id(p->name());
+  resp.set_id(p.name());
   resp.set_exec_id(req.exec_id());
-  resp.set_bundle(p->bundle);
-  resp.set_stdin(p->stdin_path);
-  resp.set_stdout(p->stdout_path);
-  resp.set_stderr(p->stderr_path);
-  resp.set_terminal(p->terminal);
-  std::lock_guard lk(p->mu);
-  resp.set_pid(p->pid);
-  switch (p->st.status()) {
-    case ProcessState::Status::kCreated: resp.set_status(types::CREATED); break;
-    case ProcessState::Status::kRunning: resp.set_status(types::RUNNING); break;
-    case ProcessState::Status::kPaused: resp.set_status(types::PAUSED); break;
-    case ProcessState::Status::kStopped:
-    case ProcessState::Status::kDeleted:
-      resp.set_status(types::STOPPED);
-      resp.set_exit_status(p->st.exit_status());
-      set_time(resp.mutable_exited_at(), p->st.exited_at());
-      break;
-  }
+  resp.set_bundle(p.spec().bundle);
+  resp.set_stdin(p.spec().stdin_path);
+  resp.set_stdout(p.spec().stdout_path);
+  resp.set_stderr(p.spec().stderr_path);
+  resp.set_terminal(p.spec().terminal);
+  resp.set_pid(p.pid());
+  call->proc->with_state([&](ProcessState& st) {
+    switch (st.status()) {
+      case ProcessState::Status::kCreated: resp.set_status(types::CREATED); break;
+      case ProcessState::Status::kRunning: resp.set_status(types::RUNNING); break;
+      case ProcessState::Status::kPaused: resp.set_status(types::PAUSED); break;
+      case ProcessState::Status::kStopped:
+      case ProcessState::Status::kDeleted:
+        resp.set_status(types::STOPPED);
+        resp.set_exit_status(st.exit_status());
+        set_time(resp.mutable_exited_at(), st.exited_at());
+        break;
+    }
+  });
   return Reply::ok(resp.SerializeAsString());
 }
 
-Reply TaskService::wait(const std::string& payload) {
+Reply TaskService::wait(const std::string& payload, const ttrpc::CallContext&) {
   task::WaitRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
-  std::unique_lock lk(p->mu);
-  p->cv.wait(lk, [&] { return p->st.status() == ProcessState::Status::kStopped || p->st.status() == ProcessState::Status::kDeleted; });
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
+  auto e = call->proc->wait_exit();
   task::WaitResponse resp;
-  resp.set_exit_status(p->st.exit_status());
-  set_time(resp.mutable_exited_at(), p->st.exited_at());
+  resp.set_exit_status(e.status);
+  set_time(resp.mutable_exited_at(), e.at);
   return Reply::ok(resp.SerializeAsString());
 }
 
-Reply TaskService::kill(const std::string& payload) {
+Reply TaskService::kill(const std::string& payload, const ttrpc::CallContext& cc) {
   task::KillRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
-  grpc::ClientContext ctx;
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
   v1::SignalProcessRequest sr;
-  sr.set_container_id(p->container_id);
+  sr.set_container_id(req.id());
   sr.set_exec_id(req.exec_id());
   sr.set_signal(static_cast<int32_t>(req.signal()));
   sr.set_all(req.all());
   v1::Empty e;
-  if (auto s = agent_->SignalProcess(&ctx, sr, &e); !s.ok()) return from_grpc(s);
+  if (auto s = call->agent->SignalProcess(agent_ctx(cc).get(), sr, &e); !s.ok()) return reply(s);
   return empty_ok();
 }
 
-Reply TaskService::del(const std::string& payload) {
+Reply TaskService::del(const std::string& payload, const ttrpc::CallContext& cc) {
   task::DeleteRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
+  auto& p = call->proc;
   task::DeleteResponse resp;
-  {
-    std::lock_guard lk(p->mu);
-    if (auto s = p->st.remove(); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
-    resp.set_pid(p->pid);
-    resp.set_exit_status(p->st.exit_status());
-    set_time(resp.mutable_exited_at(), p->st.exited_at());
-  }
-  p->cv.notify_all();  // a Wait on a process deleted before it ever started
-  if (p->in_ctx) p->in_ctx->TryCancel();
+  if (auto s = p->with_state([&](ProcessState& st) -> Status {
+        HUSK_TRY(st.remove());
+        resp.set_exit_status(st.exit_status());
+        set_time(resp.mutable_exited_at(), st.exited_at());
+        return {};
+      });
+      !s)
+    return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+  resp.set_pid(p->pid());
+  p->notify_deleted();  // a Wait on a process deleted before it ever started
+  p->cancel_stdin();
   if (!req.exec_id().empty()) {
     std::lock_guard lk(mu_);
     if (auto t = tasks_.find(req.id()); t != tasks_.end()) t->second.procs.erase(req.exec_id());
     return Reply::ok(resp.SerializeAsString());
   }
   auto t0 = std::chrono::steady_clock::now();
-  {
-    grpc::ClientContext ctx;
-    v1::RemoveContainerRequest rr;
-    rr.set_container_id(req.id());
-    rr.set_force(true);  // a created-but-never-started init is still waiting for START
-    v1::Empty e;
-    if (auto s = agent_->RemoveContainer(&ctx, rr, &e); !s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND)
-      return from_grpc(s);
-  }
-  Task t;
-  bool last;
-  {
-    std::lock_guard lk(mu_);
-    if (auto it = tasks_.find(req.id()); it != tasks_.end()) {
-      t = std::move(it->second);
-      tasks_.erase(it);
-    }
-    release_rootfs(t);
-    last = tasks_.empty();
-    if (last) stop_sandbox();
-  }
-  LOG_DEBUG("timing %s: delete %.1f ms%s", req.id().c_str(), ms_since(t0), last ? " (with the sandbox)" : "");
-  t.procs.clear();
+  v1::RemoveContainerRequest rr;
+  rr.set_container_id(req.id());
+  rr.set_force(true);  // a created-but-never-started init is still waiting for START
+  v1::Empty e;
+  if (auto s = call->agent->RemoveContainer(agent_ctx(cc).get(), rr, &e); !s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND)
+    return reply(s);
+  forget_task(req.id(), /*detach=*/true);
+  LOG_DEBUG("timing %s: delete %.1f ms", req.id().c_str(), ms_since(t0));
   ev::TaskDelete d;
   d.set_container_id(req.id());
   d.set_pid(resp.pid());
@@ -593,42 +433,39 @@ Reply TaskService::del(const std::string& payload) {
 
 void TaskService::teardown() {
   std::map<std::string, Task> tasks;
+  std::shared_ptr<Sandbox> sandbox;
   {
     std::lock_guard lk(mu_);
     tasks.swap(tasks_);
-    stop_sandbox();
-    for (auto& [id, t] : tasks) release_rootfs(t);
+    sandbox = sandbox_;
   }
+  if (sandbox)
+    for (auto& [id, t] : tasks)
+      if (t.attached) sandbox->detach_rootfs(id, t.bundle);
+  stop_sandbox_if_unused();
   tasks.clear();  // joins the process threads, whose streams ended with the sandbox
 }
 
-Reply TaskService::exec(const std::string& payload) {
+Reply TaskService::exec(const std::string& payload, const ttrpc::CallContext&) {
   task::ExecProcessRequest req;
-  if (!req.ParseFromString(payload)) return bad_request();
+  if (!req.ParseFromString(payload)) return Reply::error(ttrpc::kInvalidArgument, "request does not parse");
+  if (auto s = check_id("exec id", req.exec_id()); !s) return reply(s.error());
   // The exec does not exist yet: only the task has to.
-  Reply err;
-  auto init = find(req.id(), "", &err);
-  if (!init) return err;
+  auto init = find(req.id(), "");
+  if (!init) return reply(init.error());
+  if (auto s = init->proc->with_state([](ProcessState& st) { return st.check_exec(); }); !s)
+    return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+  auto p = std::make_shared<Process>(Process::Spec{req.id(), req.exec_id(), init->proc->spec().bundle, req.stdin(),
+                                                   req.stdout(), req.stderr(), req.terminal(),
+                                                   req.spec().value()});  // JSON, .../runtime-spec/1/Process
   {
-    std::lock_guard lk(init->mu);
-    if (auto s = init->st.check_exec(); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+    std::lock_guard lk(mu_);
+    auto t = tasks_.find(req.id());  // deleted since find()?
+    if (t == tasks_.end()) return Reply::error(ttrpc::kNotFound, "task " + req.id() + " not found");
+    auto& procs = t->second.procs;
+    if (procs.count(req.exec_id())) return Reply::error(ttrpc::kAlreadyExists, "exec " + req.exec_id() + " already exists");
+    procs[req.exec_id()] = p;
   }
-  if (req.exec_id().empty()) return Reply::error(ttrpc::kInvalidArgument, "exec_id is empty");
-  std::lock_guard lk(mu_);
-  auto t = tasks_.find(req.id());  // deleted since find()?
-  if (t == tasks_.end()) return Reply::error(ttrpc::kNotFound, "task " + req.id() + " not found");
-  auto& procs = t->second.procs;
-  if (procs.count(req.exec_id())) return Reply::error(ttrpc::kAlreadyExists, "exec " + req.exec_id() + " already exists");
-  auto p = std::make_shared<Proc>();
-  p->container_id = req.id();
-  p->exec_id = req.exec_id();
-  p->bundle = init->bundle;
-  p->stdin_path = req.stdin();
-  p->stdout_path = req.stdout();
-  p->stderr_path = req.stderr();
-  p->terminal = req.terminal();
-  p->process_json = req.spec().value();  // JSON, type_url .../runtime-spec/1/Process
-  procs[req.exec_id()] = p;
   ev::TaskExecAdded e;
   e.set_container_id(req.id());
   e.set_exec_id(req.exec_id());
@@ -636,171 +473,111 @@ Reply TaskService::exec(const std::string& payload) {
   return empty_ok();
 }
 
-Reply TaskService::pids(const std::string& payload) {
+Reply TaskService::pids(const std::string& payload, const ttrpc::CallContext& cc) {
   task::PidsRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
-  grpc::ClientContext ctx;
-  v1::ContainerRequest cr = p->container();
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
+  v1::ContainerRequest cr;
+  cr.set_container_id(req.id());
   v1::ListProcessesResponse lr;
-  if (auto s = agent_->ListProcesses(&ctx, cr, &lr); !s.ok()) return from_grpc(s);
+  if (auto s = call->agent->ListProcesses(agent_ctx(cc).get(), cr, &lr); !s.ok()) return reply(s);
   task::PidsResponse resp;
   for (const auto& pi : lr.processes()) resp.add_processes()->set_pid(static_cast<uint32_t>(pi.pid()));
   return Reply::ok(resp.SerializeAsString());
 }
 
-Reply TaskService::stats(const std::string& payload) {
+Reply TaskService::stats(const std::string& payload, const ttrpc::CallContext& cc) {
   task::StatsRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
-  grpc::ClientContext ctx;
-  v1::ContainerRequest cr = p->container();
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
+  v1::ContainerRequest cr;
+  cr.set_container_id(req.id());
   v1::ContainerStats st;
-  if (auto s = agent_->StatsContainer(&ctx, cr, &st); !s.ok()) return from_grpc(s);
-  io::containerd::cgroups::v2::Metrics m;
-  m.mutable_pids()->set_current(st.pids().current());
-  m.mutable_pids()->set_limit(st.pids().limit());
-  auto* c = m.mutable_cpu();
-  c->set_usage_usec(st.cpu().usage_usec());
-  c->set_user_usec(st.cpu().user_usec());
-  c->set_system_usec(st.cpu().system_usec());
-  c->set_nr_periods(st.cpu().nr_periods());
-  c->set_nr_throttled(st.cpu().nr_throttled());
-  c->set_throttled_usec(st.cpu().throttled_usec());
-  auto* mem = m.mutable_memory();
-  const auto& sm = st.memory();
-  mem->set_anon(sm.anon());
-  mem->set_file(sm.file());
-  mem->set_kernel_stack(sm.kernel_stack());
-  mem->set_slab(sm.slab());
-  mem->set_sock(sm.sock());
-  mem->set_shmem(sm.shmem());
-  mem->set_file_mapped(sm.file_mapped());
-  mem->set_file_dirty(sm.file_dirty());
-  mem->set_file_writeback(sm.file_writeback());
-  mem->set_anon_thp(sm.anon_thp());
-  mem->set_inactive_anon(sm.inactive_anon());
-  mem->set_active_anon(sm.active_anon());
-  mem->set_inactive_file(sm.inactive_file());
-  mem->set_active_file(sm.active_file());
-  mem->set_unevictable(sm.unevictable());
-  mem->set_slab_reclaimable(sm.slab_reclaimable());
-  mem->set_slab_unreclaimable(sm.slab_unreclaimable());
-  mem->set_pgfault(sm.pgfault());
-  mem->set_pgmajfault(sm.pgmajfault());
-  mem->set_usage(sm.usage());
-  mem->set_usage_limit(sm.usage_limit());
-  mem->set_swap_usage(sm.swap_usage());
-  mem->set_swap_limit(sm.swap_limit());
-  auto* me = m.mutable_memory_events();
-  me->set_low(st.memory_events().low());
-  me->set_high(st.memory_events().high());
-  me->set_max(st.memory_events().max());
-  me->set_oom(st.memory_events().oom());
-  me->set_oom_kill(st.memory_events().oom_kill());
-  for (const auto& e : st.io()) {
-    auto* u = m.mutable_io()->add_usage();
-    u->set_major(e.major());
-    u->set_minor(e.minor());
-    u->set_rbytes(e.rbytes());
-    u->set_wbytes(e.wbytes());
-    u->set_rios(e.rios());
-    u->set_wios(e.wios());
-  }
+  if (auto s = call->agent->StatsContainer(agent_ctx(cc).get(), cr, &st); !s.ok()) return reply(s);
   task::StatsResponse resp;
-  resp.mutable_stats()->set_type_url("io.containerd.cgroups.v2.Metrics");
-  resp.mutable_stats()->set_value(m.SerializeAsString());
+  *resp.mutable_stats() = metrics_from(st);
   return Reply::ok(resp.SerializeAsString());
 }
 
-Reply TaskService::pause(const std::string& payload, bool frozen) {
+Reply TaskService::pause(const std::string& payload, const ttrpc::CallContext& cc, bool frozen) {
   task::PauseRequest req;  // PauseRequest and ResumeRequest both carry only the id
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
-  {
-    std::lock_guard lk(p->mu);
-    ProcessState next = p->st;
-    if (auto s = frozen ? next.pause() : next.resume(); !s) return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
-  }
-  grpc::ClientContext ctx;
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
+  auto& p = call->proc;
+  if (auto s = p->check([&](ProcessState& st) { return frozen ? st.pause() : st.resume(); }); !s)
+    return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+  v1::ContainerRequest cr;
+  cr.set_container_id(req.id());
   v1::Empty e;
-  auto s = frozen ? agent_->PauseContainer(&ctx, p->container(), &e) : agent_->ResumeContainer(&ctx, p->container(), &e);
-  if (!s.ok()) return from_grpc(s);
-  {
-    std::lock_guard lk(p->mu);
-    (void)(frozen ? p->st.pause() : p->st.resume());  // may have exited meanwhile: then it stays stopped
-  }
+  auto ctx = agent_ctx(cc);
+  auto s = frozen ? call->agent->PauseContainer(ctx.get(), cr, &e) : call->agent->ResumeContainer(ctx.get(), cr, &e);
+  if (!s.ok()) return reply(s);
+  // It may have exited meanwhile: then it stays stopped.
+  p->with_state([&](ProcessState& st) { (void)(frozen ? st.pause() : st.resume()); });
   if (frozen) {
-    ev::TaskPaused ev_;
-    ev_.set_container_id(p->container_id);
-    events_->publish(ev_);
+    ev::TaskPaused pe;
+    pe.set_container_id(req.id());
+    events_->publish(pe);
   } else {
-    ev::TaskResumed ev_;
-    ev_.set_container_id(p->container_id);
-    events_->publish(ev_);
+    ev::TaskResumed re;
+    re.set_container_id(req.id());
+    events_->publish(re);
   }
   return empty_ok();
 }
 
-Reply TaskService::resize_pty(const std::string& payload) {
+Reply TaskService::resize_pty(const std::string& payload, const ttrpc::CallContext& cc) {
   task::ResizePtyRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
-  grpc::ClientContext ctx;
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
   v1::ResizePtyRequest rr;
-  rr.set_container_id(p->container_id);
+  rr.set_container_id(req.id());
   rr.set_exec_id(req.exec_id());
   rr.set_rows(req.height());
   rr.set_cols(req.width());
   v1::Empty e;
-  if (auto s = agent_->ResizePty(&ctx, rr, &e); !s.ok()) return from_grpc(s);
+  if (auto s = call->agent->ResizePty(agent_ctx(cc).get(), rr, &e); !s.ok()) return reply(s);
   return empty_ok();
 }
 
-Reply TaskService::close_io(const std::string& payload) {
+Reply TaskService::close_io(const std::string& payload, const ttrpc::CallContext& cc) {
   task::CloseIORequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
   // The stdin copier closes the process's stdin when containerd's FIFO reaches EOF; this only
   // has to make sure it happens even if containerd keeps the FIFO open.
   if (req.stdin()) {
-    grpc::ClientContext ctx;
     v1::Empty e;
-    (void)agent_->CloseStdin(&ctx, p->request(), &e);
+    (void)call->agent->CloseStdin(agent_ctx(cc).get(), call->proc->request(), &e);
   }
   return empty_ok();
 }
 
-Reply TaskService::update(const std::string& payload) {
+Reply TaskService::update(const std::string& payload, const ttrpc::CallContext& cc) {
   task::UpdateTaskRequest req;
-  std::shared_ptr<Proc> p;
-  if (Reply err; !begin_call(payload, &req, &p, &err)) return err;
-  grpc::ClientContext ctx;
+  auto call = begin_call(payload, &req);
+  if (!call) return reply(call.error());
   v1::UpdateContainerRequest ur;
-  ur.set_container_id(p->container_id);
+  ur.set_container_id(req.id());
   ur.set_resources_json(req.resources().value());  // JSON LinuxResources
   v1::Empty e;
-  if (auto s = agent_->UpdateContainer(&ctx, ur, &e); !s.ok()) return from_grpc(s);
+  if (auto s = call->agent->UpdateContainer(agent_ctx(cc).get(), ur, &e); !s.ok()) return reply(s);
   return empty_ok();
 }
 
-Reply TaskService::connect(const std::string& payload) {
+Reply TaskService::connect(const std::string& payload, const ttrpc::CallContext&) {
   task::ConnectRequest req;
-  if (!parse(payload, &req)) return bad_request();
+  if (!req.ParseFromString(payload)) return Reply::error(ttrpc::kInvalidArgument, "request does not parse");
   task::ConnectResponse resp;
   resp.set_shim_pid(static_cast<uint32_t>(getpid()));
-  {
-    std::lock_guard lk(mu_);
-    auto t = tasks_.find(req.id());
-    if (t != tasks_.end() && t->second.procs.count("")) resp.set_task_pid(t->second.procs.at("")->pid);
-  }
+  if (auto call = find(req.id(), ""); call) resp.set_task_pid(call->proc->pid());
   resp.set_version("husk 0.1.0");
   return Reply::ok(resp.SerializeAsString());
 }
 
-Reply TaskService::shutdown(const std::string& payload) {
+Reply TaskService::shutdown(const std::string& payload, const ttrpc::CallContext&) {
   task::ShutdownRequest req;
-  if (!parse(payload, &req)) return bad_request();
+  if (!req.ParseFromString(payload)) return Reply::error(ttrpc::kInvalidArgument, "request does not parse");
   {
     std::lock_guard lk(mu_);
     if (!tasks_.empty() && !req.now()) return empty_ok();  // other containers of the pod remain

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "guest-agent/client/connect.h"
+#include "guest-agent/client/stdio.h"
 #include "proto/agent.grpc.pb.h"
 
 using namespace husk;
@@ -80,21 +81,7 @@ void print_json(const google::protobuf::Message& m) {
 std::thread pump(v1::Agent::Stub* stub, const std::string& cid, const std::string& eid, bool err, int fd) {
   return std::thread([=] {
     grpc::ClientContext ctx;
-    v1::ProcessRequest req;
-    req.set_container_id(cid);
-    req.set_exec_id(eid);
-    auto reader = err ? stub->ReadStderr(&ctx, req) : stub->ReadStdout(&ctx, req);
-    v1::IoChunk chunk;
-    while (reader->Read(&chunk)) {
-      const std::string& d = chunk.data();
-      size_t off = 0;
-      while (off < d.size()) {
-        ssize_t n = ::write(fd, d.data() + off, d.size() - off);
-        if (n <= 0) return;
-        off += static_cast<size_t>(n);
-      }
-    }
-    (void)reader->Finish();
+    agent_client::copy_output(*stub, ctx, cid, eid, err, fd);
   });
 }
 
@@ -102,25 +89,7 @@ std::thread pump(v1::Agent::Stub* stub, const std::string& cid, const std::strin
 void forward_stdin(v1::Agent::Stub* stub, const std::string& cid, const std::string& eid) {
   std::thread([=] {
     grpc::ClientContext ctx;
-    v1::Empty e;
-    auto w = stub->WriteStdin(&ctx, &e);
-    v1::StdinChunk c;
-    c.set_container_id(cid);
-    c.set_exec_id(eid);
-    w->Write(c);
-    char buf[32768];
-    ssize_t n;
-    while ((n = ::read(0, buf, sizeof buf)) > 0) {
-      c.set_data(std::string(buf, static_cast<size_t>(n)));
-      if (!w->Write(c)) break;
-    }
-    w->WritesDone();
-    (void)w->Finish();
-    grpc::ClientContext ctx2;
-    v1::ProcessRequest req;
-    req.set_container_id(cid);
-    req.set_exec_id(eid);
-    (void)stub->CloseStdin(&ctx2, req, &e);
+    agent_client::copy_input(*stub, ctx, cid, eid, 0);
   }).detach();
 }
 

@@ -102,27 +102,25 @@ void Process::attach_pty(UniqueFd master) {
   out_ = std::make_unique<OutputPipe>(*this, UniqueFd(dup(pty_.get())));
 }
 
-bool Process::write_stdin(const std::string& data, std::string* error) {
+Status Process::write_stdin(const std::string& data) {
   int fd;
   {
     std::lock_guard lk(mu_);
     fd = stdin_.get();
   }
   if (fd < 0) {
-    *error = "stdin is closed";
-    return false;
+    return make_error(ErrorCode::kFailedPrecondition, "stdin is closed");
   }
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
-      *error = std::string("writing stdin: ") + strerror(errno);
-      return false;
+      return make_error(ErrorCode::kFailedPrecondition, "writing stdin: %s", strerror(errno));
     }
     off += static_cast<size_t>(n);
   }
-  return true;
+  return {};
 }
 
 void Process::close_stdin() {
@@ -136,18 +134,16 @@ void Process::close_stdin() {
   stdin_.reset();
 }
 
-bool Process::resize(unsigned rows, unsigned cols, std::string* error) {
+Status Process::resize(unsigned rows, unsigned cols) {
   std::lock_guard lk(mu_);
   if (!pty_) {
-    *error = "process has no terminal";
-    return false;
+    return make_error(ErrorCode::kFailedPrecondition, "process has no terminal");
   }
   winsize ws{static_cast<unsigned short>(rows), static_cast<unsigned short>(cols), 0, 0};
   if (ioctl(pty_.get(), TIOCSWINSZ, &ws) != 0) {
-    *error = std::string("TIOCSWINSZ: ") + strerror(errno);
-    return false;
+    return make_error(ErrorCode::kInternal, "TIOCSWINSZ: %s", strerror(errno));
   }
-  return true;
+  return {};
 }
 
 void Process::set_exited(int status) {

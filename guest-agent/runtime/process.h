@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "common/result.h"
 #include "common/unique_fd.h"
 
 namespace husk::agent {
@@ -60,10 +61,10 @@ class Process {
 
   OutputPipe* stdout_pipe() { return out_.get(); }
   OutputPipe* stderr_pipe() { return err_.get(); }
-  // Returns false if stdin is closed or absent.
-  bool write_stdin(const std::string& data, std::string* error);
+  // Fails if stdin is closed or absent.
+  Status write_stdin(const std::string& data);
   void close_stdin();
-  bool resize(unsigned rows, unsigned cols, std::string* error);
+  Status resize(unsigned rows, unsigned cols);
 
   void set_exited(int wait_status);
   bool exited() const;

@@ -18,24 +18,14 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/ids.h"
 #include "common/log.h"
 
 namespace husk::agent {
 
-using grpc::Status;
-using grpc::StatusCode;
-
 namespace {
 
-Status err(StatusCode code, std::string msg) { return Status(code, std::move(msg)); }
-
-bool valid_id(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  if (!std::isalnum(static_cast<unsigned char>(id[0]))) return false;
-  for (char c : id)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') return false;
-  return true;
-}
+Error err(ErrorCode code, std::string msg) { return Error{std::move(msg), code}; }
 
 const char* ns_file(int type) {
   switch (type) {
@@ -57,12 +47,7 @@ std::string id_map(const std::vector<oci::IdMapping>& maps) {
   return s;
 }
 
-void to_timestamp(const timespec& ts, google::protobuf::Timestamp* out) {
-  out->set_seconds(ts.tv_sec);
-  out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
-}
-
-std::string join_options(const google::protobuf::RepeatedPtrField<std::string>& opts) {
+std::string join_options(const std::vector<std::string>& opts) {
   std::string s;
   for (const auto& o : opts) {
     if (!s.empty()) s += ',';
@@ -141,25 +126,25 @@ void Runtime::on_exit(pid_t pid, int status) {
   p->set_exited(status);
 }
 
-Status Runtime::setup_stdio(v1::StdioMode mode, bool terminal, const oci::Process& p, LaunchPlan* plan,
+Status Runtime::setup_stdio(Stdio mode, bool terminal, const oci::Process& p, LaunchPlan* plan,
                             std::vector<UniqueFd>* child_ends, std::function<void(Process&)>* attach) {
-  if (mode == v1::STDIO_NULL) {
+  if (mode == Stdio::kNull) {
     UniqueFd null(open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (!null) return err(StatusCode::INTERNAL, std::string("open /dev/null: ") + strerror(errno));
+    if (!null) return err(ErrorCode::kInternal, std::string("open /dev/null: ") + strerror(errno));
     plan->stdin_fd = plan->stdout_fd = plan->stderr_fd = null.get();
     child_ends->push_back(std::move(null));
     *attach = [](Process&) {};
-    return Status::OK;
+    return {};
   }
   if (terminal) {
     UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (!master || grantpt(master.get()) != 0 || unlockpt(master.get()) != 0)
-      return err(StatusCode::INTERNAL, std::string("allocating a terminal: ") + strerror(errno));
+      return err(ErrorCode::kInternal, std::string("allocating a terminal: ") + strerror(errno));
     char name[128];
     if (ptsname_r(master.get(), name, sizeof name) != 0)
-      return err(StatusCode::INTERNAL, std::string("ptsname: ") + strerror(errno));
+      return err(ErrorCode::kInternal, std::string("ptsname: ") + strerror(errno));
     UniqueFd slave(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!slave) return err(StatusCode::INTERNAL, std::string("open ") + name + ": " + strerror(errno));
+    if (!slave) return err(ErrorCode::kInternal, std::string("open ") + name + ": " + strerror(errno));
     if (p.console_rows && p.console_cols) {
       winsize ws{p.console_rows, p.console_cols, 0, 0};
       ioctl(master.get(), TIOCSWINSZ, &ws);
@@ -169,14 +154,14 @@ Status Runtime::setup_stdio(v1::StdioMode mode, bool terminal, const oci::Proces
     child_ends->push_back(std::move(slave));
     auto m = std::make_shared<UniqueFd>(std::move(master));
     *attach = [m](Process& proc) { proc.attach_pty(std::move(*m)); };
-    return Status::OK;
+    return {};
   }
   int in[2], out[2], er[2];
-  if (pipe2(in, O_CLOEXEC) != 0) return err(StatusCode::INTERNAL, std::string("pipe: ") + strerror(errno));
+  if (pipe2(in, O_CLOEXEC) != 0) return err(ErrorCode::kInternal, std::string("pipe: ") + strerror(errno));
   UniqueFd in_r(in[0]), in_w(in[1]);
-  if (pipe2(out, O_CLOEXEC) != 0) return err(StatusCode::INTERNAL, std::string("pipe: ") + strerror(errno));
+  if (pipe2(out, O_CLOEXEC) != 0) return err(ErrorCode::kInternal, std::string("pipe: ") + strerror(errno));
   UniqueFd out_r(out[0]), out_w(out[1]);
-  if (pipe2(er, O_CLOEXEC) != 0) return err(StatusCode::INTERNAL, std::string("pipe: ") + strerror(errno));
+  if (pipe2(er, O_CLOEXEC) != 0) return err(ErrorCode::kInternal, std::string("pipe: ") + strerror(errno));
   UniqueFd err_r(er[0]), err_w(er[1]);
   plan->stdin_fd = in_r.get();
   plan->stdout_fd = out_w.get();
@@ -189,98 +174,92 @@ Status Runtime::setup_stdio(v1::StdioMode mode, bool terminal, const oci::Proces
   (*fds)[1] = std::move(out_r);
   (*fds)[2] = std::move(err_r);
   *attach = [fds](Process& proc) { proc.attach_stdio(std::move((*fds)[0]), std::move((*fds)[1]), std::move((*fds)[2])); };
-  return Status::OK;
+  return {};
 }
 
-Status Runtime::resolve_rootfs(const v1::CreateContainerRequest& req, const oci::Spec& spec, Container& c) {
-  const auto& r = req.rootfs();
+Status Runtime::resolve_rootfs(const RootfsSource& r, const oci::Spec& spec, Container& c) {
   std::string dir = opts_.state_dir + "/" + c.id;
   auto mount_at = [&](const std::string& source, const std::string& fstype, const std::string& target,
                       const std::string& options) -> Status {
     std::error_code ec;
     std::filesystem::create_directories(target, ec);
-    if (ec) return err(StatusCode::INTERNAL, "mkdir " + target + ": " + ec.message());
+    if (ec) return err(ErrorCode::kInternal, "mkdir " + target + ": " + ec.message());
     if (mount(source.c_str(), target.c_str(), fstype.c_str(), 0, options.empty() ? nullptr : options.c_str()) != 0)
-      return err(StatusCode::FAILED_PRECONDITION,
+      return err(ErrorCode::kFailedPrecondition,
                  "mounting the rootfs " + source + " (" + fstype + ") on " + target + ": " + strerror(errno));
     c.mounts.push_back(target);
-    return Status::OK;
+    return {};
   };
-  std::string subpath = r.subpath();
+  std::string subpath = r.subpath;
   if (!subpath.empty()) {
     if (auto s = oci::check_container_path("rootfs.subpath", subpath[0] == '/' ? subpath : "/" + subpath); !s)
-      return err(StatusCode::INVALID_ARGUMENT, s.error().message);
+      return err(ErrorCode::kInvalidArgument, s.error().message);
     if (subpath[0] != '/') subpath = "/" + subpath;
   }
-  switch (r.source_case()) {
-    case v1::Rootfs::kPath:
-      if (r.path().empty() || r.path()[0] != '/') return err(StatusCode::INVALID_ARGUMENT, "rootfs.path must be absolute");
-      c.rootfs = r.path() + subpath;
-      break;
-    case v1::Rootfs::kVirtiofsTag: {
-      std::string target = dir + "/share";
-      if (auto s = mount_at(r.virtiofs_tag(), "virtiofs", target, join_options(r.options())); !s.ok()) return s;
-      c.rootfs = target + subpath;
-      break;
-    }
-    case v1::Rootfs::kBlockDevice: {
-      if (r.fstype().empty()) return err(StatusCode::INVALID_ARGUMENT, "rootfs.fstype is needed with a block device");
-      std::string target = dir + "/disk";
-      if (auto s = mount_at(r.block_device(), r.fstype(), target, join_options(r.options())); !s.ok()) return s;
-      c.rootfs = target + subpath;
-      break;
-    }
-    case v1::Rootfs::SOURCE_NOT_SET:
-      if (spec.root_path[0] != '/')
-        return err(StatusCode::INVALID_ARGUMENT, "root.path \"" + spec.root_path +
-                                                     "\" is relative and no rootfs was given: send an absolute path");
-      c.rootfs = spec.root_path;
-      break;
+  if (!r.path.empty()) {
+    if (r.path[0] != '/') return err(ErrorCode::kInvalidArgument, "rootfs.path must be absolute");
+    c.rootfs = r.path + subpath;
+  } else if (!r.virtiofs_tag.empty()) {
+    std::string target = dir + "/share";
+    if (auto s = mount_at(r.virtiofs_tag, "virtiofs", target, join_options(r.options)); !s) return s;
+    c.rootfs = target + subpath;
+  } else if (!r.block_device.empty()) {
+    if (r.fstype.empty()) return err(ErrorCode::kInvalidArgument, "rootfs.fstype is needed with a block device");
+    std::string target = dir + "/disk";
+    if (auto s = mount_at(r.block_device, r.fstype, target, join_options(r.options)); !s) return s;
+    c.rootfs = target + subpath;
+  } else {
+    if (spec.root_path[0] != '/')
+      return err(ErrorCode::kInvalidArgument, "root.path \"" + spec.root_path +
+                                                  "\" is relative and no rootfs was given: send an absolute path");
+    c.rootfs = spec.root_path;
   }
   struct stat st;
   if (stat(c.rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return err(StatusCode::FAILED_PRECONDITION, "the container root " + c.rootfs + " is not a directory");
-  return Status::OK;
+    return err(ErrorCode::kFailedPrecondition, "the container root " + c.rootfs + " is not a directory");
+  return {};
 }
 
-Status Runtime::create(const v1::CreateContainerRequest& req, int* pid) {
-  if (!valid_id(req.id()))
-    return err(StatusCode::INVALID_ARGUMENT, "container id \"" + req.id().substr(0, 64) +
-                                                 "\" must be 1-128 characters of [A-Za-z0-9_.-], starting alphanumeric");
-  auto parsed = oci::parse_spec(req.config_json());
-  if (!parsed) return err(StatusCode::INVALID_ARGUMENT, parsed.error().message);
+Result<int> Runtime::create(const CreateRequest& req) {
+  HUSK_TRY(check_id("container id", req.id));
+  auto parsed = oci::parse_spec(req.config_json);
+  if (!parsed) return err(ErrorCode::kInvalidArgument, parsed.error().message);
   auto c = std::make_shared<Container>();
-  c->id = req.id();
+  c->id = req.id;
   c->spec = std::move(parsed.value());
+  if (opts_.isolate_from_agent) {
+    for (int type : {CLONE_NEWNS, CLONE_NEWPID})
+      if (!c->spec.has_namespace(type)) c->spec.namespaces.push_back(oci::Namespace{type, ""});
+  }
   const oci::Spec& spec = c->spec;
   if ((!spec.hostname.empty() || !spec.domainname.empty()) && !spec.has_namespace(CLONE_NEWUTS))
-    return err(StatusCode::INVALID_ARGUMENT, "hostname needs a uts namespace in linux.namespaces");
+    return err(ErrorCode::kInvalidArgument, "hostname needs a uts namespace in linux.namespaces");
   if (!spec.sysctl.empty() && !spec.has_namespace(CLONE_NEWNS))
-    return err(StatusCode::INVALID_ARGUMENT, "linux.sysctl needs a mount namespace");
+    return err(ErrorCode::kInvalidArgument, "linux.sysctl needs a mount namespace");
   {
     std::lock_guard lk(mu_);
-    if (containers_.count(c->id)) return err(StatusCode::ALREADY_EXISTS, "container " + c->id + " already exists");
+    if (containers_.count(c->id)) return err(ErrorCode::kAlreadyExists, "container " + c->id + " already exists");
     containers_[c->id] = c;  // reserve the id while we build it
   }
   std::lock_guard op(c->op_mu);
-  auto fail = [&](Status s) {
+  auto fail = [&](Error e) {
     for (auto it = c->mounts.rbegin(); it != c->mounts.rend(); ++it) umount2(it->c_str(), MNT_DETACH);
     if (c->cgroup) (void)c->cgroup->destroy(1000);
     std::lock_guard lk(mu_);
     containers_.erase(c->id);
-    return s;
+    return e;
   };
-  if (auto s = resolve_rootfs(req, spec, *c); !s.ok()) return fail(s);
+  if (auto s = resolve_rootfs(req.rootfs, spec, *c); !s) return fail(s.error());
   auto cg = Cgroup::create(spec.cgroups_path.empty() ? opts_.cgroup_parent + "/" + c->id : spec.cgroups_path,
                            opts_.missing_controllers_ok);
-  if (!cg) return fail(err(StatusCode::FAILED_PRECONDITION, cg.error().message));
+  if (!cg) return fail(err(ErrorCode::kFailedPrecondition, cg.error().message));
   c->cgroup = std::move(cg.value());
   if (!c->cgroup->processes().empty())
-    return fail(err(StatusCode::FAILED_PRECONDITION, "cgroup " + c->cgroup->path() + " already has processes"));
-  if (auto s = c->cgroup->apply(spec.resources); !s) return fail(err(StatusCode::FAILED_PRECONDITION, s.error().message));
+    return fail(err(ErrorCode::kFailedPrecondition, "cgroup " + c->cgroup->path() + " already has processes"));
+  if (auto s = c->cgroup->apply(spec.resources); !s) return fail(err(ErrorCode::kFailedPrecondition, s.error().message));
   if (spec.seccomp) {
     auto prog = oci::compile_seccomp(*spec.seccomp);
-    if (!prog) return fail(err(StatusCode::INVALID_ARGUMENT, prog.error().message));
+    if (!prog) return fail(err(ErrorCode::kInvalidArgument, prog.error().message));
     c->seccomp = std::move(prog.value());
   }
 
@@ -301,44 +280,43 @@ Status Runtime::create(const v1::CreateContainerRequest& req, int* pid) {
   plan.cgroup_path = c->cgroup->path();
   std::vector<UniqueFd> child_ends;
   std::function<void(Process&)> attach;
-  if (auto s = setup_stdio(req.stdio(), spec.process.terminal, spec.process, &plan, &child_ends, &attach); !s.ok())
-    return fail(s);
+  if (auto s = setup_stdio(req.stdio, spec.process.terminal, spec.process, &plan, &child_ends, &attach); !s)
+    return fail(s.error());
   auto launched = launch(plan);
   child_ends.clear();
-  if (!launched) return fail(err(StatusCode::FAILED_PRECONDITION, "creating container " + c->id + ": " + launched.error().message));
+  if (!launched) return fail(err(ErrorCode::kFailedPrecondition, "creating container " + c->id + ": " + launched.error().message));
   c->launched = std::move(launched.value());
   c->init = std::make_shared<Process>("", c->launched.pid);
   attach(*c->init);
   track(c->init);
   c->oom_kills = c->cgroup->oom_kills();
   watch_oom(*c);
-  *pid = c->launched.pid;
-  LOG_INFO("created container %s (pid %d)", c->id.c_str(), *pid);
-  return Status::OK;
+  LOG_INFO("created container %s (pid %d)", c->id.c_str(), c->launched.pid);
+  return c->launched.pid;
 }
 
 Status Runtime::start(const std::string& id) {
   auto c = find(id);
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
   std::lock_guard op(c->op_mu);
-  if (c->started) return err(StatusCode::FAILED_PRECONDITION, "container " + id + " was already started");
-  if (!c->init || c->init->exited()) return err(StatusCode::FAILED_PRECONDITION, "container " + id + " has exited");
+  if (c->started) return err(ErrorCode::kFailedPrecondition, "container " + id + " was already started");
+  if (!c->init || c->init->exited()) return err(ErrorCode::kFailedPrecondition, "container " + id + " has exited");
   c->started = true;
-  if (auto s = agent::start(c->launched); !s) return err(StatusCode::FAILED_PRECONDITION, "starting " + id + ": " + s.error().message);
-  return Status::OK;
+  if (auto s = agent::start(c->launched); !s) return err(ErrorCode::kFailedPrecondition, "starting " + id + ": " + s.error().message);
+  return {};
 }
 
-Status Runtime::exec(const v1::ExecProcessRequest& req, int* pid) {
-  auto c = find(req.container_id());
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + req.container_id() + " does not exist");
-  if (!valid_id(req.exec_id())) return err(StatusCode::INVALID_ARGUMENT, "exec id must be 1-128 characters of [A-Za-z0-9_.-]");
-  auto proc = oci::parse_process(req.process_json());
-  if (!proc) return err(StatusCode::INVALID_ARGUMENT, proc.error().message);
+Result<int> Runtime::exec(const ExecRequest& req) {
+  auto c = find(req.container_id);
+  if (!c) return err(ErrorCode::kNotFound, "container " + req.container_id + " does not exist");
+  HUSK_TRY(check_id("exec id", req.exec_id));
+  auto proc = oci::parse_process(req.process_json);
+  if (!proc) return err(ErrorCode::kInvalidArgument, proc.error().message);
   std::lock_guard op(c->op_mu);
   if (!c->started || !c->init || c->init->exited())
-    return err(StatusCode::FAILED_PRECONDITION, "container " + c->id + " is not running");
-  if (c->cgroup->frozen()) return err(StatusCode::FAILED_PRECONDITION, "container " + c->id + " is paused");
-  if (c->execs.count(req.exec_id())) return err(StatusCode::ALREADY_EXISTS, "exec " + req.exec_id() + " already exists");
+    return err(ErrorCode::kFailedPrecondition, "container " + c->id + " is not running");
+  if (c->cgroup->frozen()) return err(ErrorCode::kFailedPrecondition, "container " + c->id + " is paused");
+  if (c->execs.count(req.exec_id)) return err(ErrorCode::kAlreadyExists, "exec " + req.exec_id + " already exists");
   auto process = std::make_shared<oci::Process>(std::move(proc.value()));
 
   LaunchPlan plan;
@@ -351,83 +329,79 @@ Status Runtime::exec(const v1::ExecProcessRequest& req, int* pid) {
   plan.cgroup = &*c->cgroup;
   std::vector<UniqueFd> child_ends;
   std::function<void(Process&)> attach;
-  if (auto s = setup_stdio(req.stdio(), process->terminal, *process, &plan, &child_ends, &attach); !s.ok()) return s;
+  if (auto s = setup_stdio(req.stdio, process->terminal, *process, &plan, &child_ends, &attach); !s) return s.error();
   auto launched = launch(plan);
   child_ends.clear();
-  if (!launched) return err(StatusCode::FAILED_PRECONDITION, "exec in " + c->id + ": " + launched.error().message);
-  auto p = std::make_shared<Process>(req.exec_id(), launched->pid);
+  if (!launched) return err(ErrorCode::kFailedPrecondition, "exec in " + c->id + ": " + launched.error().message);
+  auto p = std::make_shared<Process>(req.exec_id, launched->pid);
   attach(*p);
   track(p);
-  c->execs[req.exec_id()] = p;
-  *pid = p->pid();
-  return Status::OK;
+  c->execs[req.exec_id] = p;
+  return p->pid();
 }
 
-Status Runtime::find_process(const std::string& cid, const std::string& eid, std::shared_ptr<Process>* out) {
+Result<std::shared_ptr<Process>> Runtime::find_process(const std::string& cid, const std::string& eid) {
   auto c = find(cid);
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + cid + " does not exist");
+  if (!c) return err(ErrorCode::kNotFound, "container " + cid + " does not exist");
   std::lock_guard op(c->op_mu);
+  std::shared_ptr<Process> out;
   if (eid.empty()) {
-    *out = c->init;
+    out = c->init;
   } else {
     auto it = c->execs.find(eid);
-    if (it == c->execs.end()) return err(StatusCode::NOT_FOUND, "exec " + eid + " does not exist in container " + cid);
-    *out = it->second;
+    if (it == c->execs.end()) return err(ErrorCode::kNotFound, "exec " + eid + " does not exist in container " + cid);
+    out = it->second;
   }
-  if (!*out) return err(StatusCode::NOT_FOUND, "container " + cid + " has no process");
-  return Status::OK;
+  if (!out) return err(ErrorCode::kNotFound, "container " + cid + " has no process");
+  return out;
 }
 
-Status Runtime::signal(const v1::SignalProcessRequest& req) {
-  int sig = req.signal();
-  if (sig < 0 || sig >= NSIG) return err(StatusCode::INVALID_ARGUMENT, "signal " + std::to_string(sig) + " is not a signal");
-  if (req.all()) {
-    auto c = find(req.container_id());
-    if (!c) return err(StatusCode::NOT_FOUND, "container " + req.container_id() + " does not exist");
+Status Runtime::signal(const std::string& cid, const std::string& eid, int sig, bool all) {
+  if (sig < 0 || sig >= NSIG) return err(ErrorCode::kInvalidArgument, "signal " + std::to_string(sig) + " is not a signal");
+  if (all) {
+    auto c = find(cid);
+    if (!c) return err(ErrorCode::kNotFound, "container " + cid + " does not exist");
     int n = c->cgroup->signal_all(sig);
     // A frozen task only acts on SIGKILL once thawed; runc thaws for that too.
     if (sig == SIGKILL && c->cgroup->frozen()) (void)c->cgroup->freeze(false);
     if (n == 0 && c->init && c->init->exited())
-      return err(StatusCode::NOT_FOUND, "container " + c->id + " has no running processes");
-    return Status::OK;
+      return err(ErrorCode::kNotFound, "container " + c->id + " has no running processes");
+    return {};
   }
-  std::shared_ptr<Process> p;
-  if (auto s = find_process(req.container_id(), req.exec_id(), &p); !s.ok()) return s;
-  if (p->exited()) return err(StatusCode::NOT_FOUND, "process " + std::to_string(p->pid()) + " has already exited");
+  auto found = find_process(cid, eid);
+  if (!found) return found.error();
+  const auto& p = *found;
+  if (p->exited()) return err(ErrorCode::kNotFound, "process " + std::to_string(p->pid()) + " has already exited");
   if (kill(p->pid(), sig) != 0) {
-    if (errno == ESRCH) return err(StatusCode::NOT_FOUND, "process " + std::to_string(p->pid()) + " has already exited");
-    return err(StatusCode::INTERNAL, std::string("kill: ") + strerror(errno));
+    if (errno == ESRCH) return err(ErrorCode::kNotFound, "process " + std::to_string(p->pid()) + " has already exited");
+    return err(ErrorCode::kInternal, std::string("kill: ") + strerror(errno));
   }
-  return Status::OK;
+  return {};
 }
 
-Status Runtime::wait(const v1::ProcessRequest& req, grpc::ServerContext* ctx, v1::WaitProcessResponse* out) {
-  std::shared_ptr<Process> p;
-  if (auto s = find_process(req.container_id(), req.exec_id(), &p); !s.ok()) return s;
-  int status = 0;
-  timespec at{};
-  if (!p->wait([ctx] { return ctx && ctx->IsCancelled(); }, &status, &at))
-    return err(StatusCode::CANCELLED, "wait cancelled by the client");
-  out->set_exit_status(status);
-  to_timestamp(at, out->mutable_exited_at());
-  return Status::OK;
+Result<Exit> Runtime::wait(const std::string& cid, const std::string& eid, const std::function<bool()>& cancelled) {
+  auto p = find_process(cid, eid);
+  if (!p) return p.error();
+  Exit e;
+  if (!(*p)->wait(cancelled, &e.status, &e.at)) return err(ErrorCode::kCancelled, "wait cancelled by the client");
+  return e;
 }
 
-Status Runtime::remove(const v1::RemoveContainerRequest& req) {
-  auto c = find(req.container_id());
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + req.container_id() + " does not exist");
+Status Runtime::remove(const std::string& id, bool force) {
+  auto c = find(id);
+  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
   {
     std::lock_guard op(c->op_mu);
     bool running = c->init && !c->init->exited();
-    if (running && c->started && !req.force())
-      return err(StatusCode::FAILED_PRECONDITION, "container " + c->id + " is running: kill it first or remove with force");
+    if (running && c->started && !force)
+      return err(ErrorCode::kFailedPrecondition, "container " + c->id + " is running: kill it first or remove with force");
     if (running && !c->started) kill(c->init->pid(), SIGKILL);  // still waiting for START
-    if (req.force() || !c->started) (void)c->cgroup->kill_all(5000);
+    if (force || !c->started) (void)c->cgroup->kill_all(5000);
     c->launched.sync.reset();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     auto past = [&] { return std::chrono::steady_clock::now() > deadline; };
     if (c->init && !c->init->wait_exit(past)) LOG_WARN("container %s: init did not exit", c->id.c_str());
-    for (auto& [id, p] : c->execs) {
+    for (auto& [eid, p] : c->execs) {
       if (!p->exited()) kill(p->pid(), SIGKILL);
       p->wait_exit(past);
     }
@@ -445,66 +419,69 @@ Status Runtime::remove(const v1::RemoveContainerRequest& req) {
   std::lock_guard lk(mu_);
   containers_.erase(c->id);
   LOG_INFO("removed container %s", c->id.c_str());
-  return Status::OK;
+  return {};
 }
 
 Status Runtime::pause(const std::string& id, bool frozen) {
   auto c = find(id);
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
   std::lock_guard op(c->op_mu);
-  if (!c->started || c->init->exited()) return err(StatusCode::FAILED_PRECONDITION, "container " + id + " is not running");
-  if (auto s = c->cgroup->freeze(frozen); !s) return err(StatusCode::INTERNAL, s.error().message);
-  return Status::OK;
+  if (!c->started || c->init->exited()) return err(ErrorCode::kFailedPrecondition, "container " + id + " is not running");
+  if (auto s = c->cgroup->freeze(frozen); !s) return err(ErrorCode::kInternal, s.error().message);
+  return {};
 }
 
-Status Runtime::update(const v1::UpdateContainerRequest& req) {
-  auto c = find(req.container_id());
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + req.container_id() + " does not exist");
-  auto r = oci::parse_resources(req.resources_json());
-  if (!r) return err(StatusCode::INVALID_ARGUMENT, r.error().message);
-  std::lock_guard op(c->op_mu);
-  if (auto s = c->cgroup->apply(*r); !s) return err(StatusCode::FAILED_PRECONDITION, s.error().message);
-  return Status::OK;
-}
-
-Status Runtime::stats(const std::string& id, v1::ContainerStats* out) {
+Status Runtime::update(const std::string& id, const std::string& resources_json) {
   auto c = find(id);
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
-  c->cgroup->fill_stats(out);
-  return Status::OK;
+  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
+  auto r = oci::parse_resources(resources_json);
+  if (!r) return err(ErrorCode::kInvalidArgument, r.error().message);
+  std::lock_guard op(c->op_mu);
+  if (auto s = c->cgroup->apply(*r); !s) return err(ErrorCode::kFailedPrecondition, s.error().message);
+  return {};
 }
 
-Status Runtime::list_processes(const std::string& id, v1::ListProcessesResponse* out) {
+Result<v1::ContainerStats> Runtime::stats(const std::string& id) {
   auto c = find(id);
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
+  v1::ContainerStats out;
+  c->cgroup->fill_stats(&out);
+  return out;
+}
+
+Result<std::vector<ProcessInfo>> Runtime::list_processes(const std::string& id) {
+  auto c = find(id);
+  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
   std::lock_guard op(c->op_mu);
+  std::vector<ProcessInfo> out;
   for (pid_t pid : c->cgroup->processes()) {
-    auto* pi = out->add_processes();
-    pi->set_pid(pid);
+    ProcessInfo pi{pid, ""};
     for (const auto& [eid, p] : c->execs)
-      if (p->pid() == pid) pi->set_exec_id(eid);
+      if (p->pid() == pid) pi.exec_id = eid;
+    out.push_back(pi);
   }
-  return Status::OK;
+  return out;
 }
 
-Status Runtime::state(const std::string& id, v1::ContainerState* out) {
+Result<ContainerStatus> Runtime::state(const std::string& id) {
   auto c = find(id);
-  if (!c) return err(StatusCode::NOT_FOUND, "container " + id + " does not exist");
+  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
   std::lock_guard op(c->op_mu);
-  if (!c->init) return err(StatusCode::UNAVAILABLE, "container " + id + " is being created");
-  out->set_pid(c->init->pid());
+  if (!c->init) return err(ErrorCode::kUnavailable, "container " + id + " is being created");
+  ContainerStatus out;
+  out.pid = c->init->pid();
   if (c->init->exited()) {
-    out->set_status(v1::ContainerState::STOPPED);
-    out->set_exit_status(c->init->exit_status());
-    to_timestamp(c->init->exited_at(), out->mutable_exited_at());
+    out.state = ContainerStatus::kStopped;
+    out.exit.status = c->init->exit_status();
+    out.exit.at = c->init->exited_at();
   } else if (!c->started) {
-    out->set_status(v1::ContainerState::CREATED);
+    out.state = ContainerStatus::kCreated;
   } else if (c->cgroup->frozen()) {
-    out->set_status(v1::ContainerState::PAUSED);
+    out.state = ContainerStatus::kPaused;
   } else {
-    out->set_status(v1::ContainerState::RUNNING);
+    out.state = ContainerStatus::kRunning;
   }
-  return Status::OK;
+  return out;
 }
 
 void Runtime::destroy_all() {
@@ -513,12 +490,7 @@ void Runtime::destroy_all() {
     std::lock_guard lk(mu_);
     for (const auto& [id, c] : containers_) ids.push_back(id);
   }
-  for (const auto& id : ids) {
-    v1::RemoveContainerRequest r;
-    r.set_container_id(id);
-    r.set_force(true);
-    (void)remove(r);
-  }
+  for (const auto& id : ids) (void)remove(id, /*force=*/true);
 }
 
 void Runtime::watch_oom(Container& c) {
@@ -578,7 +550,8 @@ void Runtime::oom_loop() {
       ev.set_container_id(id);
       timespec now;
       clock_gettime(CLOCK_REALTIME, &now);
-      to_timestamp(now, ev.mutable_at());
+      ev.mutable_at()->set_seconds(now.tv_sec);
+      ev.mutable_at()->set_nanos(static_cast<int32_t>(now.tv_nsec));
       LOG_INFO("container %s: OOM kill", id.c_str());
       std::lock_guard lk(oom_mu_);
       for (auto& q : oom_subscribers_) {

@@ -1,8 +1,9 @@
-// The containers of one sandbox and their processes: what the gRPC service calls. Methods
-// return grpc::Status with a code and a message a person can act on.
+// The containers of one sandbox and their processes: what the gRPC service calls, in plain terms
+// (no protos in; container stats out as the agent API's message). Errors are husk::Error with a
+// code and a message a person can act on; the service maps them to gRPC statuses.
 #pragma once
 
-#include <grpcpp/grpcpp.h>
+#include <time.h>
 
 #include <deque>
 #include <map>
@@ -26,6 +27,48 @@ struct RuntimeOptions {
   std::string state_dir = "/run/husk-agent";  // mounts made for containers live under here
   std::string cgroup_parent = "/husk";         // default cgroup: <parent>/<id>
   bool missing_controllers_ok = false;         // see Cgroup::create
+  bool isolate_from_agent = false;             // guest: new mount and pid namespaces for every container
+};
+
+enum class Stdio { kNull, kStream };  // nothing attached, or the agent pumps it for clients
+
+// Where a container's root is: a path, a virtio-fs share (tag) or a block device, and a subpath
+// inside it. Nothing set: config.json's root.path (absolute).
+struct RootfsSource {
+  std::string path;
+  std::string virtiofs_tag;
+  std::string block_device, fstype;
+  std::string subpath;
+  std::vector<std::string> options;
+};
+
+struct CreateRequest {
+  std::string id;
+  std::string config_json;
+  RootfsSource rootfs;
+  Stdio stdio = Stdio::kNull;
+};
+
+struct ExecRequest {
+  std::string container_id, exec_id;
+  std::string process_json;  // an OCI Process
+  Stdio stdio = Stdio::kNull;
+};
+
+struct Exit {
+  int status = 0;  // exit code, or 128 + signal
+  timespec at{};
+};
+
+struct ProcessInfo {
+  pid_t pid;
+  std::string exec_id;  // "" unless it is an exec's
+};
+
+struct ContainerStatus {
+  enum State { kCreated, kRunning, kPaused, kStopped } state = kCreated;
+  pid_t pid = 0;
+  Exit exit;  // when stopped
 };
 
 class Runtime {
@@ -33,19 +76,22 @@ class Runtime {
   explicit Runtime(RuntimeOptions opts);
   ~Runtime();
 
-  grpc::Status create(const v1::CreateContainerRequest& req, int* pid);
-  grpc::Status start(const std::string& id);
-  grpc::Status exec(const v1::ExecProcessRequest& req, int* pid);
-  grpc::Status signal(const v1::SignalProcessRequest& req);
-  grpc::Status wait(const v1::ProcessRequest& req, grpc::ServerContext* ctx, v1::WaitProcessResponse* out);
-  grpc::Status remove(const v1::RemoveContainerRequest& req);
-  grpc::Status pause(const std::string& id, bool frozen);
-  grpc::Status update(const v1::UpdateContainerRequest& req);
-  grpc::Status stats(const std::string& id, v1::ContainerStats* out);
-  grpc::Status list_processes(const std::string& id, v1::ListProcessesResponse* out);
-  grpc::Status state(const std::string& id, v1::ContainerState* out);
-  // Finds a process for I/O calls.
-  grpc::Status find_process(const std::string& cid, const std::string& eid, std::shared_ptr<Process>* out);
+  // Creates a container (stopped before its first instruction until start); its init's pid.
+  Result<int> create(const CreateRequest& req);
+  Status start(const std::string& id);
+  Result<int> exec(const ExecRequest& req);
+  // One process, or (`all`) every process in the container's cgroup.
+  Status signal(const std::string& cid, const std::string& eid, int sig, bool all);
+  // Blocks until the process exited and its output was delivered, or `cancelled` says stop.
+  Result<Exit> wait(const std::string& cid, const std::string& eid, const std::function<bool()>& cancelled);
+  Status remove(const std::string& id, bool force);
+  Status pause(const std::string& id, bool frozen);
+  Status update(const std::string& id, const std::string& resources_json);
+  Result<v1::ContainerStats> stats(const std::string& id);
+  Result<std::vector<ProcessInfo>> list_processes(const std::string& id);
+  Result<ContainerStatus> state(const std::string& id);
+  // A process for I/O calls.
+  Result<std::shared_ptr<Process>> find_process(const std::string& cid, const std::string& eid);
   // Kills and removes every container (sandbox teardown).
   void destroy_all();
 
@@ -67,9 +113,9 @@ class Runtime {
  private:
   struct Container;
   std::shared_ptr<Container> find(const std::string& id);
-  grpc::Status setup_stdio(v1::StdioMode mode, bool terminal, const oci::Process& p, LaunchPlan* plan,
-                           std::vector<UniqueFd>* child_ends, std::function<void(Process&)>* attach);
-  grpc::Status resolve_rootfs(const v1::CreateContainerRequest& req, const oci::Spec& spec, Container& c);
+  Status setup_stdio(Stdio mode, bool terminal, const oci::Process& p, LaunchPlan* plan,
+                     std::vector<UniqueFd>* child_ends, std::function<void(Process&)>* attach);
+  Status resolve_rootfs(const RootfsSource& r, const oci::Spec& spec, Container& c);
   void track(const std::shared_ptr<Process>& p);
   void oom_loop();
   void watch_oom(Container& c);

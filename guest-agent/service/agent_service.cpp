@@ -21,6 +21,17 @@ using grpc::StatusCode;
 
 namespace {
 
+// The one place the agent's errors become gRPC statuses (same codes, same message).
+Status to_grpc(const Error& e) { return Status(static_cast<StatusCode>(e.code), e.message); }
+Status to_grpc(const husk::Status& s) { return s ? Status::OK : to_grpc(s.error()); }
+
+Stdio stdio_of(v1::StdioMode m) { return m == v1::STDIO_STREAM ? Stdio::kStream : Stdio::kNull; }
+
+void set_timestamp(const timespec& ts, google::protobuf::Timestamp* out) {
+  out->set_seconds(ts.tv_sec);
+  out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
+}
+
 uint64_t own_rss_bytes() {
   std::ifstream f("/proc/self/status");
   std::string line;
@@ -99,51 +110,95 @@ Status AgentService::GetGuestDetails(ServerContext*, const v1::GuestDetailsReque
 }
 
 Status AgentService::CreateContainer(ServerContext*, const v1::CreateContainerRequest* req, v1::CreateContainerResponse* out) {
-  int pid = 0;
-  Status s = rt_.create(*req, &pid);
-  out->set_pid(pid);
-  return s;
+  CreateRequest r;
+  r.id = req->id();
+  r.config_json = req->config_json();
+  const auto& root = req->rootfs();
+  r.rootfs.path = root.path();
+  r.rootfs.virtiofs_tag = root.virtiofs_tag();
+  r.rootfs.block_device = root.block_device();
+  r.rootfs.fstype = root.fstype();
+  r.rootfs.subpath = root.subpath();
+  r.rootfs.options.assign(root.options().begin(), root.options().end());
+  r.stdio = stdio_of(req->stdio());
+  auto pid = rt_.create(r);
+  if (!pid) return to_grpc(pid.error());
+  out->set_pid(*pid);
+  return Status::OK;
 }
 
 Status AgentService::StartContainer(ServerContext*, const v1::ContainerRequest* req, v1::Empty*) {
-  return rt_.start(req->container_id());
+  return to_grpc(rt_.start(req->container_id()));
 }
 
 Status AgentService::ExecProcess(ServerContext*, const v1::ExecProcessRequest* req, v1::ExecProcessResponse* out) {
-  int pid = 0;
-  Status s = rt_.exec(*req, &pid);
-  out->set_pid(pid);
-  return s;
+  auto pid = rt_.exec(ExecRequest{req->container_id(), req->exec_id(), req->process_json(), stdio_of(req->stdio())});
+  if (!pid) return to_grpc(pid.error());
+  out->set_pid(*pid);
+  return Status::OK;
 }
 
-Status AgentService::SignalProcess(ServerContext*, const v1::SignalProcessRequest* req, v1::Empty*) { return rt_.signal(*req); }
+Status AgentService::SignalProcess(ServerContext*, const v1::SignalProcessRequest* req, v1::Empty*) {
+  return to_grpc(rt_.signal(req->container_id(), req->exec_id(), req->signal(), req->all()));
+}
 
 Status AgentService::WaitProcess(ServerContext* ctx, const v1::ProcessRequest* req, v1::WaitProcessResponse* out) {
-  return rt_.wait(*req, ctx, out);
+  auto e = rt_.wait(req->container_id(), req->exec_id(), [ctx] { return ctx->IsCancelled(); });
+  if (!e) return to_grpc(e.error());
+  out->set_exit_status(e->status);
+  set_timestamp(e->at, out->mutable_exited_at());
+  return Status::OK;
 }
 
-Status AgentService::RemoveContainer(ServerContext*, const v1::RemoveContainerRequest* req, v1::Empty*) { return rt_.remove(*req); }
+Status AgentService::RemoveContainer(ServerContext*, const v1::RemoveContainerRequest* req, v1::Empty*) {
+  return to_grpc(rt_.remove(req->container_id(), req->force()));
+}
 
 Status AgentService::PauseContainer(ServerContext*, const v1::ContainerRequest* req, v1::Empty*) {
-  return rt_.pause(req->container_id(), true);
+  return to_grpc(rt_.pause(req->container_id(), true));
 }
 
 Status AgentService::ResumeContainer(ServerContext*, const v1::ContainerRequest* req, v1::Empty*) {
-  return rt_.pause(req->container_id(), false);
+  return to_grpc(rt_.pause(req->container_id(), false));
 }
 
-Status AgentService::UpdateContainer(ServerContext*, const v1::UpdateContainerRequest* req, v1::Empty*) { return rt_.update(*req); }
+Status AgentService::UpdateContainer(ServerContext*, const v1::UpdateContainerRequest* req, v1::Empty*) {
+  return to_grpc(rt_.update(req->container_id(), req->resources_json()));
+}
 
 Status AgentService::StatsContainer(ServerContext*, const v1::ContainerRequest* req, v1::ContainerStats* out) {
-  return rt_.stats(req->container_id(), out);
+  auto st = rt_.stats(req->container_id());
+  if (!st) return to_grpc(st.error());
+  *out = std::move(st.value());
+  return Status::OK;
 }
 
 Status AgentService::ListProcesses(ServerContext*, const v1::ContainerRequest* req, v1::ListProcessesResponse* out) {
-  return rt_.list_processes(req->container_id(), out);
+  auto ps = rt_.list_processes(req->container_id());
+  if (!ps) return to_grpc(ps.error());
+  for (const auto& p : *ps) {
+    auto* pi = out->add_processes();
+    pi->set_pid(p.pid);
+    pi->set_exec_id(p.exec_id);
+  }
+  return Status::OK;
 }
 
 Status AgentService::StateContainer(ServerContext*, const v1::ContainerRequest* req, v1::ContainerState* out) {
-  return rt_.state(req->container_id(), out);
+  auto st = rt_.state(req->container_id());
+  if (!st) return to_grpc(st.error());
+  out->set_pid(st->pid);
+  switch (st->state) {
+    case ContainerStatus::kCreated: out->set_status(v1::ContainerState::CREATED); break;
+    case ContainerStatus::kRunning: out->set_status(v1::ContainerState::RUNNING); break;
+    case ContainerStatus::kPaused: out->set_status(v1::ContainerState::PAUSED); break;
+    case ContainerStatus::kStopped:
+      out->set_status(v1::ContainerState::STOPPED);
+      out->set_exit_status(st->exit.status);
+      set_timestamp(st->exit.at, out->mutable_exited_at());
+      break;
+  }
+  return Status::OK;
 }
 
 Status AgentService::GetOomEvents(ServerContext* ctx, const v1::OomEventsRequest*, grpc::ServerWriter<v1::OomEvent>* w) {
@@ -171,8 +226,9 @@ Status AgentService::GetOomEvents(ServerContext* ctx, const v1::OomEventsRequest
 
 Status AgentService::read_output(ServerContext* ctx, const v1::ProcessRequest* req, bool stderr_stream,
                                  grpc::ServerWriter<v1::IoChunk>* w) {
-  std::shared_ptr<Process> p;
-  if (auto s = rt_.find_process(req->container_id(), req->exec_id(), &p); !s.ok()) return s;
+  auto found = rt_.find_process(req->container_id(), req->exec_id());
+  if (!found) return to_grpc(found.error());
+  const auto& p = *found;
   OutputPipe* pipe = stderr_stream ? p->stderr_pipe() : p->stdout_pipe();
   if (!pipe) return Status::OK;  // null stdio, or stderr of a terminal: an empty stream
   std::string chunk;
@@ -198,28 +254,28 @@ Status AgentService::WriteStdin(ServerContext*, grpc::ServerReader<v1::StdinChun
   std::shared_ptr<Process> p;
   while (r->Read(&chunk)) {
     if (!p) {
-      if (auto s = rt_.find_process(chunk.container_id(), chunk.exec_id(), &p); !s.ok()) return s;
+      auto found = rt_.find_process(chunk.container_id(), chunk.exec_id());
+      if (!found) return to_grpc(found.error());
+      p = *found;
     }
-    std::string error;
-    if (!chunk.data().empty() && !p->write_stdin(chunk.data(), &error))
-      return Status(StatusCode::FAILED_PRECONDITION, error);
+    if (!chunk.data().empty()) {
+      if (auto s = p->write_stdin(chunk.data()); !s) return to_grpc(s.error());
+    }
   }
   return Status::OK;
 }
 
 Status AgentService::CloseStdin(ServerContext*, const v1::ProcessRequest* req, v1::Empty*) {
-  std::shared_ptr<Process> p;
-  if (auto s = rt_.find_process(req->container_id(), req->exec_id(), &p); !s.ok()) return s;
-  p->close_stdin();
+  auto p = rt_.find_process(req->container_id(), req->exec_id());
+  if (!p) return to_grpc(p.error());
+  (*p)->close_stdin();
   return Status::OK;
 }
 
 Status AgentService::ResizePty(ServerContext*, const v1::ResizePtyRequest* req, v1::Empty*) {
-  std::shared_ptr<Process> p;
-  if (auto s = rt_.find_process(req->container_id(), req->exec_id(), &p); !s.ok()) return s;
-  std::string error;
-  if (!p->resize(req->rows(), req->cols(), &error)) return Status(StatusCode::FAILED_PRECONDITION, error);
-  return Status::OK;
+  auto p = rt_.find_process(req->container_id(), req->exec_id());
+  if (!p) return to_grpc(p.error());
+  return to_grpc((*p)->resize(req->rows(), req->cols()));
 }
 
 }  // namespace husk::agent

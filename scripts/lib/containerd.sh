@@ -43,8 +43,17 @@ ctd_cleanup() {
   rm -rf "$CTD_DIR"
 }
 
-# Each ctr command has a deadline (scaled to this machine): a hung call fails the step.
-ctr() { bounded 300 command ctr --address "$CTD_DIR/containerd.sock" "$@"; }
+# Each ctr command has a deadline (scaled to this machine): a hung call fails the step and says
+# so, with containerd's (and the shims') last words.
+ctr() {
+  local rc=0
+  bounded 60 "$(type -P ctr)" --address "$CTD_DIR/containerd.sock" "$@" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "TIMEOUT: ctr $* did not return in $((60 * $(time_scale)))s; containerd.log:" >&2
+    tail -30 "$CTD_DIR/containerd.log" >&2
+  fi
+  return "$rc"
+}
 
 # Scripts that run containerd in the test host (tests/testhost/run.sh) find the tree's files
 # under HUSK_SRC: /husk/src there (ctd_testhost_adds and the caller's --add put them there
@@ -82,6 +91,18 @@ export HUSK_SRC=$1 HUSK_SHIM_DIR=\$HUSK_ROOT/shim HUSK_AGENT_INITRD=\$HUSK_ROOT/
 export HUSK_OCI_IMAGE=\$HUSK_ROOT/images/busybox-oci.tar
 [ -z "\${HUSK_IN_TESTHOST:-}" ] || export HUSK_SRC=/husk/src HUSK_SHIM_DIR=/husk/bin HUSK_RUNC_NO_PIVOT=1
 E
+}
+
+# shim_socket ID: where containerd-shim-husk-v2 listens for task (or sandbox) ID of this
+# containerd in $CONTAINERD_NAMESPACE: /run/containerd/s/husk-<FNV-1a of "address/ns/id"> (the
+# shim's socket_path). Bash's 64-bit arithmetic wraps like the hash's.
+shim_socket() {
+  local key="$CTD_DIR/containerd.sock/$CONTAINERD_NAMESPACE/$1" h=-3750763034362895579 i c
+  for ((i = 0; i < ${#key}; i++)); do
+    printf -v c '%d' "'${key:i:1}"
+    h=$(( (h ^ c) * 1099511628211 ))
+  done
+  printf '/run/containerd/s/husk-%016x\n' "$h"
 }
 
 # procs REGEX: how many processes have a command line matching REGEX (the test host has no pgrep).

@@ -9,14 +9,14 @@
 #   wait_bounded SECS PID WHAT   waits for a background PID; kills it at the deadline
 
 # The time a fixed amount of shell work takes here, against what it takes on an idle machine of
-# our kind (~25 ms), rounded up; at least 1.
+# our kind (~80 ms), rounded up; at least 1.
 time_scale() {
   if [ -z "${HUSK_TIME_SCALE:-}" ]; then
     local t0 t1 i=0
     t0=$EPOCHREALTIME
     while [ $i -lt 20000 ]; do i=$((i + 1)); done
     t1=$EPOCHREALTIME
-    HUSK_TIME_SCALE=$(awk -v a="$t0" -v b="$t1" 'BEGIN {f = (b - a) / 0.025; f = int(f) + (f > int(f)); print (f < 1 ? 1 : f > 60 ? 60 : f)}')
+    HUSK_TIME_SCALE=$(awk -v a="$t0" -v b="$t1" 'BEGIN {f = (b - a) / 0.08; f = int(f) + (f > int(f)); print (f < 1 ? 1 : f > 60 ? 60 : f)}')
     export HUSK_TIME_SCALE
   fi
   echo "$HUSK_TIME_SCALE"

@@ -1,5 +1,7 @@
 #include "shim/ttrpc/server.h"
 
+#include <fcntl.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -148,6 +150,8 @@ Status Server::listen(const std::string& path) {
 
 Status Server::adopt(int fd) {
   boost::system::error_code ec;
+  // Inherited across exec on purpose; no helper we start may inherit it further.
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   acceptor_.assign(local(), fd, ec);
   if (ec) return make_error("ttrpc: adopting fd %d: %s", fd, ec.message().c_str());
   return {};
@@ -161,6 +165,9 @@ void Server::accept() {
       if (ec != asio::error::operation_aborted) LOG_ERROR("ttrpc accept: %s", ec.message().c_str());
       return;
     }
+    // Asio's accept leaves the new socket inheritable: a helper started meanwhile would keep
+    // containerd's connection open. (Helpers also get only stdio: see the sandbox's spawn.)
+    ::fcntl(sock.native_handle(), F_SETFD, FD_CLOEXEC);
     auto conn = std::make_shared<Connection>(*this, std::move(sock));
     {
       std::lock_guard lk(mu_);

@@ -5,8 +5,8 @@
 # (needs a KVM that boots Linux: run it through tests/testhost/run.sh); MODE host runs
 # husk-agent on the host. Every check prints PASS/FAIL; any FAIL fails the script.
 # usage: containerd_test.sh vm|host [SECTION...]
-#   sections: run task kill events restart pod config leaks (default: all). The VM run in CI
-#   takes a subset: each microVM boot costs seconds under emulation.
+#   sections: run task kill events restart pod config hostile perms leaks (default: all; hostile
+#   runs in a VM only).
 # env: HUSK_LEAK_RUNS="SEQUENTIAL PARALLEL" (default "20 5"), HUSK_SHIM_DIR
 #      (containerd-shim-husk-v2), HUSK_VMM, HUSK_KERNEL, HUSK_AGENT_INITRD, HUSK_AGENT, HUSK_VIRTIOFSD, HUSK_OCI_IMAGE (or HUSK_TEST_ROOTFS to build it),
 #      HUSK_RUNC_NO_PIVOT=1 where the root is an initramfs (the test host)
@@ -14,7 +14,7 @@ set -uo pipefail
 . "$(dirname "$0")/../../scripts/lib/containerd.sh"
 mode=${1:?usage: containerd_test.sh vm|host [SECTION...]}
 shift
-sections=" ${*:-run task kill events restart pod config leaks} "
+sections=" ${*:-run task kill events restart pod config hostile perms leaks} "
 want() { [[ $sections == *" $1 "* ]]; }
 read -r seq_runs par_runs <<<"${HUSK_LEAK_RUNS:-20 5}"
 D=$(mktemp -d /tmp/husk-ctd-XXXXXX)
@@ -35,7 +35,6 @@ else
   echo "{\"mode\": \"host\", \"state_dir\": \"$D/run\", \"agent\": \"$HUSK_AGENT\"}" >"$D/shim.json"
 fi
 trap ctd_cleanup EXIT
-husk_sockets=$(ls /run/containerd/s 2>/dev/null | grep -c '^husk-')
 ctd_start
 # A namespace of its own: cgroups are /<namespace>/<id>, so runs never meet each other's leftovers.
 export CONTAINERD_NAMESPACE=husk-test-$(basename "$D" | cut -d- -f3)
@@ -104,8 +103,9 @@ fi
 
 # 4. events: the same commands under the runc shim and husk's give the same topics in order
 events_of() {  # events_of RUNTIME_ARGS... : topics seen for container "ev"
-  local log=$D/events-$1.log
-  bounded 600 command ctr --address "$D/containerd.sock" events >"$log" 2>&1 &
+  local log=$D/events-$2.log  # named after the runtime
+  # timeout itself in the background (not a function's subshell): $! is what kill must reach.
+  timeout -k 5 $((600 * $(time_scale))) "$(type -P ctr)" --address "$D/containerd.sock" events >"$log" 2>&1 &
   local ev=$! n=0
   # Subscribed once an event we cause shows up (a namespace label change publishes one).
   subscribed() { n=$((n + 1)); ctr namespaces label "$CONTAINERD_NAMESPACE" husk-probe=$n; grep -q /namespaces/update "$log"; }
@@ -145,8 +145,8 @@ fi
 
 # 6. a pod: containers naming the same io.kubernetes.cri.sandbox-id share one shim and one
 # sandbox (one VM); a member leaving keeps the sandbox; the sandbox container leaving ends it.
+pod_ann() { echo --annotation io.kubernetes.cri.container-type=$1 --annotation io.kubernetes.cri.sandbox-id=${2:-pod1}; }
 if want pod; then
-pod_ann() { echo --annotation io.kubernetes.cri.container-type=$1 --annotation io.kubernetes.cri.sandbox-id=pod1; }
 ctr run -d "${rt[@]}" $(pod_ann sandbox) $img pod1 sh -c 'while :; do sleep 0.1; done' >/dev/null
 ctr run -d "${rt[@]}" $(pod_ann container) $img m1 sh -c 'while :; do sleep 0.1; done' >/dev/null
 check "pod: sandbox running" RUNNING "$(state pod1)"
@@ -193,7 +193,62 @@ if [ "$mode" = vm ]; then
 fi
 fi
 
-# 8. sequential and parallel runs leave nothing behind
+# 8. what a hostile container tries in its VM: reach the agent over vsock (CID 1, its own CID,
+# the host's), as root, under containerd's default seccomp profile and privileged; write into
+# the virtio-fs share so the shim would mount or unmount on a host path; write a read-only root.
+if want hostile && [ "$mode" = vm ]; then
+for opts in "" "--seccomp" "--privileged"; do
+  out=$(ctr run --rm $opts "${rt[@]}" $img probe1 husk-probe vsock 2>&1)
+  check "vsock probes ran (${opts:-root})" 18 "$(grep -c '^PROBE' <<<"$out")"
+  check "no vsock probe reached the agent (${opts:-root})" 0 "$(grep -c 'result=REACHED' <<<"$out")"
+done
+mkdir -p "$D/canary" && echo untouched >"$D/canary/file"
+mounts_before=$(grep -vc " $D/" /proc/mounts)
+ctr run -d --privileged "${rt[@]}" $(pod_ann sandbox hpod) $img hpod sh -c 'while :; do sleep 0.1; done' >/dev/null
+out=$(ctr task exec --exec-id a1 hpod sh -c "
+  mkdir -p /mnt/s && mount -t virtiofs husk /mnt/s && echo SHARE_MOUNTED
+  mv /mnt/s/hpod/rootfs /mnt/s/hpod/moved 2>&1
+  ln -s /proc /mnt/s/hmember 2>&1
+  ln -s $D/canary /mnt/s/hpod/escape 2>&1
+  mkdir /mnt/s/hmember 2>&1
+  echo x >/mnt/s/hpod/file 2>&1
+  ls /mnt/s" 2>&1)
+check_match "hostile: a privileged container mounts the share" SHARE_MOUNTED "$out"
+check "hostile: nothing around container roots is writable (5 refusals)" 5 "$(grep -cE 'Read-only file system|Resource busy' <<<"$out")"
+ctr run -d "${rt[@]}" $(pod_ann container hpod) $img hmember sh -c 'while :; do sleep 0.1; done' >/dev/null
+check "hostile: the next pod member is created normally" RUNNING "$(state hmember)"
+check "hostile: and runs on its own root" hmember-root "$(ctr task exec --exec-id a2 hmember sh -c 'echo hmember-root >/root-file && cat /root-file')"
+for t in hmember hpod; do ctr task kill -s KILL $t; wait_state $t STOPPED; ctr task rm $t >/dev/null; ctr c rm $t; done
+check "hostile: the host canary is untouched" untouched "$(cat "$D/canary/file")"
+check "hostile: no mount appeared or went elsewhere on the host" "$mounts_before" "$(grep -vc " $D/" /proc/mounts)"
+wait_until 30 "the hostile pod's sandbox to go" eval '[ -z "$(ls "$D/run" 2>/dev/null)" ]'
+check "hostile: nothing left of the sandbox" "" "$(ls "$D/run" 2>/dev/null)"
+out=$(ctr run --rm --read-only --privileged "${rt[@]}" $img ro1 sh -c 'mount -o remount,rw / 2>/dev/null; touch /written 2>&1; echo rc=$?' 2>&1)
+check_match "hostile: a read-only root stays read-only even remounted in the guest" "rc=[1-9]" "$out"
+check "hostile: the image was not written" "" "$(find "$D/root" -name written 2>/dev/null)"
+fi
+
+# 9. the shim's files are root's alone, and helpers inherit none of its connections.
+if want perms; then
+ctr run -d "${rt[@]}" $img perm1 sh -c 'while :; do sleep 0.1; done' >/dev/null
+sb=$(ls -d "$D"/run/*/ 2>/dev/null | head -1)
+check "perms: state_dir is 0700" 700 "$(stat -c %a "$D/run")"
+check "perms: the sandbox directory is 0700" 700 "$(stat -c %a "$sb")"
+check "perms: every log is 0600" "" "$(find "$sb" -maxdepth 1 -name '*.log' ! -perm 600)"
+check "perms: every socket is 0600" "" "$(find "$sb" -maxdepth 1 -type s ! -perm 600)"
+addr=$(sed 's|^unix://||' "$D/state/io.containerd.runtime.v2.task/$CONTAINERD_NAMESPACE/perm1/address")
+check "perms: the shim's task socket is 0600" 600 "$(stat -c %a "$addr")"
+sockets_of() { for f in /proc/$1/fd/*; do readlink "$f"; done 2>/dev/null | grep '^socket:' | sort -u; }
+shim=$(pids_of "containerd-shim-husk-v2.*-address $D" | head -1)
+shared=0
+for h in $(pids_of "$D/run/"); do
+  shared=$((shared + $(comm -12 <(sockets_of "$shim") <(sockets_of "$h") | wc -l)))
+done
+check "perms: no helper holds a socket of the shim's (containerd's connections, the task socket)" 0 "$shared"
+ctr task kill -s KILL perm1; wait_state perm1 STOPPED; ctr task rm perm1 >/dev/null; ctr c rm perm1
+fi
+
+# 10. sequential and parallel runs leave nothing behind
 if want leaks; then
 for i in $(seq "$seq_runs"); do ctr run --rm "${rt[@]}" $img q$i true || { echo "FAIL sequential run $i"; fails=$((fails + 1)); }; done
 par=()
@@ -206,7 +261,13 @@ check "no mounts left" 0 "$(grep -cE " $D/(state|run)" /proc/mounts)"
 check "no sandbox state left" "" "$(ls "$D/run" 2>/dev/null)"
 check "no task state left" "" "$(ls "$D/state/io.containerd.runtime.v2.task/$CONTAINERD_NAMESPACE" 2>/dev/null)"
 check "no FIFOs left" 0 "$(find "$D/state" -type p 2>/dev/null | wc -l)"
-check "no shim sockets left" "$husk_sockets" "$(ls /run/containerd/s 2>/dev/null | grep -c '^husk-')"
+left=0
+for id in $(seq -f q%g "$seq_runs") $(seq -f p%g "$par_runs"); do [ -e "$(shim_socket "$id")" ] && left=$((left + 1)); done
+check "no shim sockets left" 0 "$left"
 fi
 echo "SHIM_TEST_FAILS=$fails"
+if [ "$fails" != 0 ]; then
+  echo "--- containerd.log (with the shims' logs), tail:"
+  tail -60 "$D/containerd.log"
+fi
 [ "$fails" = 0 ]

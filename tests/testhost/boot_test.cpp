@@ -10,10 +10,8 @@ namespace husk {
 namespace {
 
 constexpr int kTesthostBroken = 125;
-// The default command line, with a test mode for the guest's init.
-std::string cmdline(const std::string& extra) {
-  return "console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet " + extra;
-}
+// husk-vmm's default command line, with a test mode for the guest's init.
+std::string mode(const std::string& m) { return "--append husk_mode=" + m; }
 
 testhost::Run boot(const std::string& vmm_args, const std::string& prefix = "") {
   auto r = testhost::run(prefix + "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" " +
@@ -31,7 +29,7 @@ TEST(Boot, ReachesInitPrintsMarkerReportsBootTimeAndExitsCleanly) {
 }
 
 TEST(Boot, GuestKernelPanicIsANonZeroExit) {
-  auto r = boot("--cmdline '" + cmdline("husk_mode=panic") + "'");
+  auto r = boot(mode("panic"));
   EXPECT_NE(r.output.find("Kernel panic - not syncing"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("guest kernel panicked"), std::string::npos) << r.output;
   EXPECT_EQ(r.value("VMM_EXIT"), "2") << r.output;
@@ -55,7 +53,7 @@ TEST(Boot, GuestSeesTheMemoryItWasGiven) {
 }
 
 TEST(Boot, ConsoleInputReachesTheGuest) {
-  auto r = boot("--cmdline '" + cmdline("husk_mode=echo") + "'",
+  auto r = boot(mode("echo"),
                 "echo hello-from-the-host | ");
   EXPECT_NE(r.output.find("husk-guest: got [hello-from-the-host]"), std::string::npos) << r.output;
   EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;

@@ -83,14 +83,30 @@ make_cpio "$root" "$work/initrd.cpio"
 # calibrate against PIT", TSC marked unstable) and then hangs the boot.
 khz=$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
 clock="tsc_early_khz=$khz tsc=reliable lpj=$((khz * 1000 / 250))"
+# A CPU stuck in the kernel ends the test host at once (instead of at the timeout), and the panic
+# prints every CPU's backtrace whatever the log level: the failure keeps its evidence.
+lockup="softlockup_panic=1 panic_print=0x40"
 # -cpu max exposes SVM to the test host kernel; microvm keeps QEMU's own boot short; the
 # test host's serial is its only channel back to us.
 set +e
-timeout "$timeout" qemu-system-x86_64 -accel tcg,thread=multi -M microvm,rtc=on -cpu max \
-  -smp "$cpus" -m "$mem" -nographic -no-reboot -nodefaults -serial stdio \
+qemu-system-x86_64 -accel "${HUSK_TESTHOST_ACCEL:-tcg,thread=multi}" -M microvm,rtc=on -cpu max \
+  -smp "$cpus" -m "$mem" -nographic -no-reboot -nodefaults -serial stdio -monitor "unix:$work/monitor.sock,server,nowait" \
   -kernel "$hostdir/vmlinuz" -initrd "$work/initrd.cpio" \
-  -append "console=ttyS0 panic=-1 reboot=t $clock ${HUSK_TESTHOST_APPEND:-quiet loglevel=3}" </dev/null >"$work/out.log" 2>&1
+  -append "console=ttyS0 panic=-1 reboot=t $clock $lockup ${HUSK_TESTHOST_APPEND:-quiet loglevel=3}" </dev/null >"$work/out.log" 2>&1 &
+qpid=$!
+deadline=$((SECONDS + timeout))
+while kill -0 "$qpid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done
+if kill -0 "$qpid" 2>/dev/null; then
+  # Timed out: before it goes, the test host's CPUs as QEMU sees them (where each one is stuck).
+  echo "=== test host timed out after ${timeout}s; its CPUs:" >>"$work/out.log"
+  python3 "$here/monitor_dump.py" "$work/monitor.sock" >>"$work/out.log" 2>&1 || true
+  kill "$qpid" 2>/dev/null
+  sleep 1
+  kill -9 "$qpid" 2>/dev/null
+fi
+wait "$qpid"
 qrc=$?
+[ "$SECONDS" -lt "$deadline" ] || qrc=124
 set -e
 # Strip the carriage returns the serial adds; print only what the command produced.
 tr -d '\r' <"$work/out.log" >"$work/clean.log"

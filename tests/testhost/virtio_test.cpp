@@ -10,7 +10,6 @@ namespace husk {
 namespace {
 
 constexpr int kTesthostBroken = 125;
-const std::string kCmdline = "console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet ";
 
 // An 8 MiB image whose first MiB the host fills with a known pattern.
 const std::string kMakeDisk =
@@ -22,7 +21,7 @@ const std::string kReadBack =
 
 TEST(VirtioBlk, GuestReadsHostDataAndHostReadsGuestData) {
   auto r = testhost::run(kMakeDisk + "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" "
-                         "--blk /tmp/disk.img --cmdline '" + kCmdline + "husk_mode=blk'\n"
+                         "--blk /tmp/disk.img --append husk_mode=blk\n"
                          "echo VMM_EXIT=$?\n" + kReadBack);
   ASSERT_NE(r.exit_code, kTesthostBroken) << r.output;
   EXPECT_EQ(r.value("GUEST_BLK_SECTORS"), "16384") << r.output;
@@ -38,7 +37,7 @@ TEST(VirtioBlk, RateLimitedDiskServesEveryRequest) {
   // 512 KiB/s and 200 requests/s: the 2 MiB the guest moves must wait for tokens (timers on the
   // event loop) and still arrive intact.
   auto r = testhost::run(kMakeDisk + "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" "
-                         "--blk /tmp/disk.img,bw=524288,iops=200 --cmdline '" + kCmdline + "husk_mode=blk'\n"
+                         "--blk /tmp/disk.img,bw=524288,iops=200 --append husk_mode=blk\n"
                          "echo VMM_EXIT=$?\n" + kReadBack);
   ASSERT_NE(r.exit_code, kTesthostBroken) << r.output;
   EXPECT_EQ(r.value("GUEST_MD5_0"), r.value("HOST_MD5_0")) << r.output;
@@ -51,7 +50,7 @@ TEST(VirtioBlk, SyncedDataSurvivesKillingTheVmm) {
   auto r = testhost::run(
       kMakeDisk +
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --blk /tmp/disk.img "
-      "--cmdline '" + kCmdline + "husk_mode=blk-sync' >/tmp/out 2>&1 &\n"
+      "--append husk_mode=blk-sync >/tmp/out 2>&1 &\n"
       "pid=$!\n"
       "wait_for 60 'the guest to sync its writes' grep -q GUEST_SYNCED /tmp/out\n"
       "kill -9 $pid; wait $pid\n"
@@ -66,7 +65,7 @@ TEST(VirtioBlk, SyncedDataSurvivesKillingTheVmm) {
 
 TEST(VirtioBlk, ReadOnlyDiskRefusesWrites) {
   auto r = testhost::run(kMakeDisk + "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" "
-                         "--blk /tmp/disk.img,ro --cmdline '" + kCmdline + "husk_mode=blk'\n"
+                         "--blk /tmp/disk.img,ro --append husk_mode=blk\n"
                          "echo VMM_EXIT=$?\n" + kReadBack +
                          "echo HOST_ZERO_MD5=$(head -c 1048576 /dev/zero | md5sum | cut -d' ' -f1)\n");
   ASSERT_NE(r.exit_code, kTesthostBroken) << r.output;
@@ -78,7 +77,7 @@ TEST(VirtioBlk, ReadOnlyDiskRefusesWrites) {
 
 TEST(VirtioRng, GuestReadsOneMebibyteOfEntropy) {
   auto r = testhost::run("\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --rng "
-                         "--cmdline '" + kCmdline + "husk_mode=rng'\necho VMM_EXIT=$?\n");
+                         "--append husk_mode=rng\necho VMM_EXIT=$?\n");
   ASSERT_NE(r.exit_code, kTesthostBroken) << r.output;
   EXPECT_NE(r.value("GUEST_RNG_CURRENT").find("virtio_rng"), std::string::npos) << r.output;
   EXPECT_EQ(r.value("GUEST_RNG_BYTES"), "1048576") << r.output;
@@ -100,7 +99,7 @@ TEST(VirtioNet, GuestReachesTheHostOverATap) {
       "echo HOST_SENT_MD5=$(md5sum < /tmp/p | cut -d' ' -f1)\n"
       "nc -l -p 5000 -e cat /tmp/p &\n"
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --net husktap0,06:aa:bb:cc:dd:01 "
-      "--cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=net'\n"
+      "--append husk_mode=net\n"
       "echo VMM_EXIT=$?\n");
   ASSERT_NE(r.exit_code, 125) << r.output;
   EXPECT_EQ(r.value("GUEST_MAC"), "06:aa:bb:cc:dd:01") << r.output;
@@ -124,7 +123,7 @@ TEST(VirtioVsock, ManyParallelStreamsBothWaysWithLargeTransfers) {
   auto r = testhost::run(
       "husk-vsock-test host-echo /tmp/v.sock_5000 &\n"
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --mem 512 --vsock 3,/tmp/v.sock "
-      "--cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=vsock' "
+      "--append husk_mode=vsock "
       ">/tmp/out 2>&1 &\n"
       "vmm=$!\n"
       "husk-vsock-test host-client /tmp/v.sock 1234 8 1048576\n"
@@ -150,7 +149,7 @@ TEST(VirtioFs, GuestMountsAHostDirectoryReadsAndWrites) {
       "-o sandbox=chroot >/tmp/vfsd.log 2>&1 &\n"
       "wait_for 10 'the socket of virtiofsd' test -S /tmp/vfs.sock\n"
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --fs hostshare,/tmp/vfs.sock "
-      "--cmdline 'console=ttyS0 reboot=k panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=fs'\n"
+      "--append husk_mode=fs\n"
       "echo VMM_EXIT=$?\n"
       "echo HOST_SEES=$(cat /tmp/share/from-guest.txt)\n"
       "cat /tmp/vfsd.log | tail -5\n",

@@ -203,5 +203,46 @@ TEST(VmSize, RejectsNonsense) {
   EXPECT_EQ(c->vcpus, 64u);
 }
 
+TEST(ShimSizing, AnnotationsStayWithinTheConfiguredMaxima) {
+  Config base;
+  base.max_vcpus = 4;
+  base.max_memory_mib = 2048;
+  auto ok = size_for(base, spec({{"io.husk.vcpus", "4"}, {"io.husk.memory_mib", "2048"}}));
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->vcpus, 4u);
+  auto cpus = size_for(base, spec({{"io.husk.vcpus", "5"}}));
+  ASSERT_FALSE(cpus);
+  EXPECT_NE(cpus.error().message.find("max_vcpus (4)"), std::string::npos) << cpus.error().message;
+  auto mem = size_for(base, spec({{"io.husk.memory_mib", "2049"}}));
+  ASSERT_FALSE(mem);
+  EXPECT_NE(mem.error().message.find("max_memory_mib (2048)"), std::string::npos) << mem.error().message;
+  // Limits (the workload's own business) are capped at the maxima, not refused.
+  auto limits = size_for(base, spec(nullptr, {{"memory", {{"limit", int64_t{64} << 30}}}, {"cpu", {{"quota", 3200000}}}}));
+  ASSERT_TRUE(limits);
+  EXPECT_EQ(limits->vcpus, 4u);
+  EXPECT_EQ(limits->memory_mib, 2048u);
+}
+
+TEST(ShimConfig, MaximaDefaultToThisHostAndBoundTheDefaults) {
+  char path[] = "/tmp/husk-shim-max-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string text = R"({"max_vcpus": 2, "vcpus": 3})";
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  auto bad = load_config(path);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("max_vcpus"), std::string::npos);
+  std::ofstream(path) << R"({"console": "off", "console_limit": 65536})";
+  auto c = load_config(path);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->console, "off");
+  EXPECT_GE(c->max_vcpus, 1u);
+  EXPECT_GE(c->max_memory_mib, 64u);
+  std::ofstream(path) << R"({"console": "tty"})";
+  EXPECT_FALSE(load_config(path));
+  unlink(path);
+}
+
 }  // namespace
 }  // namespace husk::shim

@@ -3,6 +3,7 @@
 //  2. guest memory, device backends (disk images, taps, sockets), boot tables written;
 //  3. KVM: VM, irqchip, memory slots, device interrupts and queue notifications, vCPUs.
 #include <cstdio>
+#include <mutex>
 
 #include "common/log.h"
 #include "vmm/kvm/host.h"
@@ -118,7 +119,17 @@ Result<std::unique_ptr<MicroVm>> MicroVm::build(const VmConfig& cfg) {
 }
 
 Status MicroVm::build_devices() {
-  auto out = ConsoleOutput::open(cfg_, stop_);
+  // The guest reports it booted by the Firecracker boot-timer MMIO write or by its ready line on
+  // the console, whichever comes first; the figure is printed once.
+  auto booted = [this] {
+    std::call_once(boot_reported_, [] {
+      uint64_t now = timing::now_ns();
+      std::fprintf(stderr, "husk-vmm: boot-timer: guest booted in %llu us (first KVM_RUN at %llu us)\n",
+                   (unsigned long long)timing::since_start_us(now),
+                   (unsigned long long)timing::since_start_us(timing::first_run_ns()));
+    });
+  };
+  auto out = ConsoleOutput::open(cfg_, stop_, booted);
   if (!out) return out.error();
   console_out_ = *out;
   DeviceWiring wiring{
@@ -130,12 +141,7 @@ Status MicroVm::build_devices() {
       },
       [out = console_out_](uint8_t b) { out->put(b); },
       [this] { stop_.request(StopReason::kReset); },
-      [] {
-        uint64_t now = timing::now_ns();
-        std::fprintf(stderr, "husk-vmm: boot-timer: guest booted in %llu us (first KVM_RUN at %llu us)\n",
-                     (unsigned long long)timing::since_start_us(now),
-                     (unsigned long long)timing::since_start_us(timing::first_run_ns()));
-      }};
+      booted};
   auto devices = platform_->create_devices(wiring);
   if (!devices) return devices.error();
   devices_ = *devices;

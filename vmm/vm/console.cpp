@@ -20,6 +20,11 @@ void PanicWatcher::feed(uint8_t byte) {
   }
   // "Kernel panic - not syncing: ..." opens a panic; "---[ end Kernel panic" closes it. With
   // panic=-1 the guest resets right after, but a guest told to hang on panic must not hang us.
+  if (on_ready_ && (line_.find("HUSK_GUEST_READY") != std::string::npos ||
+                    line_.find("HUSK_AGENT_READY") != std::string::npos)) {
+    on_ready_();
+    on_ready_ = nullptr;  // the first one counts
+  }
   if (line_.find("Kernel panic - not syncing") != std::string::npos) {
     stop_.note_panic();
     if (line_.find("---[ end Kernel panic") != std::string::npos)
@@ -28,7 +33,8 @@ void PanicWatcher::feed(uint8_t byte) {
   line_.clear();
 }
 
-Result<std::shared_ptr<ConsoleOutput>> ConsoleOutput::open(const VmConfig& cfg, StopState& stop) {
+Result<std::shared_ptr<ConsoleOutput>> ConsoleOutput::open(const VmConfig& cfg, StopState& stop,
+                                                           std::function<void()> on_ready) {
   UniqueFd owned;
   int fd = -1;
   if (cfg.console == ConsoleMode::kStdio) {
@@ -38,9 +44,9 @@ Result<std::shared_ptr<ConsoleOutput>> ConsoleOutput::open(const VmConfig& cfg, 
     if (!owned)
       return make_error("cannot open console file %s: %s", cfg.console_path.c_str(), strerror(errno));
     fd = owned.get();
-    return std::make_shared<ConsoleOutput>(std::move(owned), fd, stop, cfg.console_limit);
+    return std::make_shared<ConsoleOutput>(std::move(owned), fd, stop, cfg.console_limit, std::move(on_ready));
   }
-  return std::make_shared<ConsoleOutput>(std::move(owned), fd, stop);
+  return std::make_shared<ConsoleOutput>(std::move(owned), fd, stop, 0, std::move(on_ready));
 }
 
 void ConsoleOutput::drop_older_half() {

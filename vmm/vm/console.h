@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,14 +20,18 @@
 
 namespace husk {
 
-// Scans console output for the kernel's panic banner, line by line.
+// Scans console output line by line: the kernel's panic banner stops the VM; the guest's
+// ready line (HUSK_GUEST_READY from a test init, HUSK_AGENT_READY from husk-agent) runs
+// `on_ready`, the boot timer for guests without /dev/mem (ours: DEVMEM is off).
 class PanicWatcher {
  public:
-  explicit PanicWatcher(StopState& stop) : stop_(stop) {}
+  explicit PanicWatcher(StopState& stop, std::function<void()> on_ready = {})
+      : stop_(stop), on_ready_(std::move(on_ready)) {}
   void feed(uint8_t byte);
 
  private:
   StopState& stop_;
+  std::function<void()> on_ready_;
   std::string line_;
 };
 
@@ -35,9 +40,11 @@ class PanicWatcher {
 // printing without end cannot fill the host's disk or tmpfs.
 class ConsoleOutput {
  public:
-  static Result<std::shared_ptr<ConsoleOutput>> open(const VmConfig& cfg, StopState& stop);
-  ConsoleOutput(UniqueFd owned, int fd, StopState& stop, uint64_t limit = 0)
-      : owned_(std::move(owned)), fd_(fd), limit_(limit && limit < 4096 ? 4096 : limit), watcher_(stop) {}
+  static Result<std::shared_ptr<ConsoleOutput>> open(const VmConfig& cfg, StopState& stop,
+                                                    std::function<void()> on_ready = {});
+  ConsoleOutput(UniqueFd owned, int fd, StopState& stop, uint64_t limit = 0, std::function<void()> on_ready = {})
+      : owned_(std::move(owned)), fd_(fd), limit_(limit && limit < 4096 ? 4096 : limit),
+        watcher_(stop, std::move(on_ready)) {}
   // Called with the UART's lock held: one writer at a time.
   void put(uint8_t byte);
 

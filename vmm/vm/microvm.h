@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -49,6 +50,7 @@ class MicroVm {
 
   VmConfig cfg_;
   StopState stop_;
+  std::once_flag boot_reported_;
   // Guest memory outlives the VM that maps it: the VM's file descriptors are closed (and KVM's
   // page tables freed) in teardown() before these pages are unmapped.
   std::optional<GuestMemory> mem_;

@@ -1,0 +1,39 @@
+#include "shim/bundle.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "shim/rootfs.h"
+
+namespace husk::shim {
+
+Result<Bundle> load_bundle(const std::string& path) {
+  Bundle b;
+  b.path = path;
+  std::ifstream f(path + "/config.json");
+  if (!f) return make_error(ErrorCode::kInvalidArgument, "bundle %s has no readable config.json", path.c_str());
+  std::stringstream ss;
+  ss << f.rdbuf();
+  b.config_json = ss.str();
+  try {
+    b.spec = nlohmann::json::parse(b.config_json);
+    if (!b.spec.is_object()) return make_error(ErrorCode::kInvalidArgument, "config.json: not a JSON object");
+    if (auto ann = b.spec.find("annotations"); ann != b.spec.end() && ann->is_object()) {
+      if (auto it = ann->find("io.kubernetes.cri.sandbox-id"); it != ann->end() && it->is_string())
+        b.sandbox_id = it->get<std::string>();
+    }
+    if (auto root = b.spec.find("root"); root != b.spec.end()) {
+      b.root_readonly = root->value("readonly", false);
+      if (root->contains("path")) {
+        auto p = checked_root_path(path, root->at("path").get<std::string>());
+        if (!p) return p.error();
+        b.root_path = *p;
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorCode::kInvalidArgument, "config.json: %s", e.what());
+  }
+  return b;
+}
+
+}  // namespace husk::shim
