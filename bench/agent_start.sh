@@ -6,7 +6,7 @@
 # usage: bench/agent_start.sh [N]
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-. "$src/scripts/lib/stats.sh"
+. "$src/bench/lib.sh"
 build=${HUSK_BUILD:-$src/build}
 n=${1:-100}
 out=${HUSK_BENCH_OUT:-$build/bench}

@@ -7,7 +7,7 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HUSK_BUILD:-$src/build}
-. "$src/bench/testhost_qemu.sh"
+. "$src/bench/lib.sh"
 n=${1:-20}
 out=${HUSK_BENCH_OUT:-$build/bench}
 mkdir -p "$out"
@@ -17,24 +17,18 @@ done
 
 script=$(mktemp)
 trap 'rm -f "$script"' EXIT
-cat >"$script" <<INNER
-N=$n
-INNER
+{ echo "N=$n"; bench_peer_env "$build/vmm/husk-vmm"; } >"$script"
 cat >>"$script" <<'INNER'
-clock=${HUSK_BENCH_CLOCK:-/husk/bin/husk-bench-clock}
-qemu=${HUSK_QEMU:-/husk/bin/qemu-system-x86_64}
-qemu_data=${HUSK_QEMU_DATA:-/husk/qemu}
-C="console=ttyS0 panic=-1 no_timer_check i8042.noaux i8042.nomux i8042.dumbkbd 8250.nr_uarts=1 quiet"
+clock=${HUSK_BENCH_CLOCK:-husk-bench-clock}
 i=1
 while [ $i -le $N ]; do
   # Alternate the two so drift in the emulated machine hits both alike.
-  r=$($clock --log /tmp/h.log -- "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --mem 256 --cmdline "reboot=k $C")
+  r=$($clock --log /tmp/h.log -- "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --mem 256)
   bt=$(sed -n 's/.*boot-timer: guest booted in \([0-9]*\) us (first KVM_RUN at \([0-9]*\) us).*/boot_timer_us=\1 first_run_us=\2/p' /tmp/h.log)
   echo "BENCH vmm=husk run=$i $r $bt"
   # microvm has no i8042: reset by triple fault so QEMU (-no-reboot) exits at once.
-  r=$($clock --log /tmp/q.log -- "$qemu" -L "$qemu_data" -M microvm,acpi=off -accel kvm -cpu host -smp 1 -m 256 \
-      -nodefaults -no-user-config -nographic -no-reboot -serial stdio \
-      -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "reboot=t $C")
+  r=$($clock --log /tmp/q.log -- "$QEMU" $QEMU_MICROVM -serial stdio \
+      -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "$GUEST_CMDLINE")
   echo "BENCH vmm=qemu-microvm run=$i $r"
   i=$((i + 1))
 done
@@ -54,18 +48,15 @@ if awk -F, 'NR>1 && ($3 != 0 || $4 < 0) {bad=1} END {exit !bad}' "$out/boot_late
   exit 1
 fi
 
-pct() {  # pct VMM COLUMN P
-  awk -F, -v v="$1" -v c="$2" 'NR>1 && $1==v && $c!="" {print $c}' "$out/boot_latency.csv" | sort -n |
-    awk -v p="$3" '{a[NR]=$1} END {i=int((NR-1)*p/100)+1; printf "%.1f", a[i]/1000}'
-}
-h50=$(pct husk 4 50) h90=$(pct husk 4 90) q50=$(pct qemu-microvm 4 50) q90=$(pct qemu-microvm 4 90)
-t50=$(pct husk 6 50) t90=$(pct husk 6 90)
+ms() { pct "$out/boot_latency.csv" "$1" "$3" "$2" | awk '{printf "%.1f", $1 / 1000}'; }  # ms VMM COLUMN P
+h50=$(ms husk 4 0.5) h90=$(ms husk 4 0.9) q50=$(ms qemu-microvm 4 0.5) q90=$(ms qemu-microvm 4 0.9)
+t50=$(ms husk 6 0.5) t90=$(ms husk 6 0.9)
 {
   echo "time from exec to the guest's HUSK_GUEST_READY line (ms, emulated where the test host was used):"
   printf "  %-14s p50 %8s   p90 %8s\n" husk-vmm "$h50" "$h90" qemu-microvm "$q50" "$q90"
   printf "  ratio husk/qemu: p50 %s   p90 %s   (below 1: husk is faster)\n" \
     "$(awk -v a="$h50" -v b="$q50" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v a="$h90" -v b="$q90" 'BEGIN{printf "%.2f", a/b}')"
-  echo "husk-vmm boot-timer (exec to the guest's MMIO write from /init): p50 $t50 ms  p90 $t90 ms"
+  echo "husk-vmm boot-timer (exec to the guest's ready line, seen by husk-vmm itself): p50 $t50 ms  p90 $t90 ms"
 } | tee "$out/boot_latency.txt"
 
 if command -v gnuplot >/dev/null; then

@@ -11,57 +11,48 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HUSK_BUILD:-$src/build}
-. "$src/bench/testhost_qemu.sh"
+. "$src/bench/lib.sh"
 runs=${1:-3}
 out=${HUSK_BENCH_OUT:-$build/bench}
 mkdir -p "$out"
 script=$(mktemp)
 trap 'rm -f "$script"' EXIT
-echo "R=$runs" >"$script"
+{ echo "R=$runs"; bench_peer_env "$build/vmm/husk-vmm"; } >"$script"
 cat >>"$script" <<'INNER'
-qemu=${HUSK_QEMU:-/husk/bin/qemu-system-x86_64}
-qemu_data=${HUSK_QEMU_DATA:-/husk/qemu}
-C="console=ttyS0 panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=blkbench"
 dd if=/dev/zero of=/tmp/disk.img bs=1048576 count=64 2>/dev/null
 mkdir -p /tmp/share
 n=0; while [ $n -lt 500 ]; do head -c 4096 /dev/urandom > /tmp/share/f$n; n=$((n + 1)); done
 virtiofsd() {
   rm -f /tmp/vfs.sock
   /usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none -o sandbox=chroot >/dev/null 2>&1 &
-  for w in $(seq 100); do [ -S /tmp/vfs.sock ] && break; sleep 0.1; done
+  wait_for 10 "the socket of virtiofsd" test -S /tmp/vfs.sock
 }
 i=1
 while [ $i -le $R ]; do
   "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --mem 256 --blk /tmp/disk.img \
-    --cmdline "reboot=k $C" | sed -n 's/^BLK_/BENCH vmm=husk run='$i' BLK_/p'
-  "$qemu" -L "$qemu_data" -M microvm,acpi=off -accel kvm -cpu host -smp 1 -m 256 \
-    -nodefaults -no-user-config -nographic -no-reboot -serial stdio -global virtio-mmio.force-legacy=false \
+    --append husk_mode=blkbench | sed -n 's/^BLK_/BENCH vmm=husk run='$i' BLK_/p'
+  "$QEMU" $QEMU_MICROVM -serial stdio \
     -drive id=d0,file=/tmp/disk.img,format=raw,if=none -device virtio-blk-device,drive=d0 \
-    -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "reboot=t $C" |
+    -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "$GUEST_CMDLINE husk_mode=blkbench" |
     tr -d '\r' | sed -n 's/^BLK_/BENCH vmm=qemu-microvm run='$i' BLK_/p'
-  F="console=ttyS0 panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=fsbench"
   virtiofsd
   "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --mem 256 --fs hostshare,/tmp/vfs.sock \
-    --cmdline "reboot=k $F" | sed -n 's/^FS_/BENCH vmm=husk run='$i' FS_/p'
+    --append husk_mode=fsbench | sed -n 's/^FS_/BENCH vmm=husk run='$i' FS_/p'
   virtiofsd
-  "$qemu" -L "$qemu_data" -M microvm,acpi=off,memory-backend=mem -accel kvm -cpu host -smp 1 -m 256 \
+  "$QEMU" $QEMU_MICROVM -machine memory-backend=mem -serial stdio \
     -object memory-backend-memfd,id=mem,size=256M,share=on \
-    -nodefaults -no-user-config -nographic -no-reboot -serial stdio -global virtio-mmio.force-legacy=false \
     -chardev socket,id=vfs,path=/tmp/vfs.sock -device vhost-user-fs-device,chardev=vfs,tag=hostshare \
-    -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "reboot=t $F" |
+    -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "$GUEST_CMDLINE husk_mode=fsbench" |
     tr -d '\r' | sed -n 's/^FS_/BENCH vmm=qemu-microvm run='$i' FS_/p'
-  V="console=ttyS0 panic=-1 no_timer_check 8250.nr_uarts=1 quiet husk_mode=vsocksink"
   rm -f /tmp/v.sock
   "$HUSK_VMM" --kernel "$HUSK_KERNEL" --initrd "$HUSK_INITRD" --mem 256 --vsock 3,/tmp/v.sock \
-    --cmdline "reboot=k $V" >/dev/null &
+    --append husk_mode=vsocksink >/dev/null &
   vmm=$!
-  for w in $(seq 100); do [ -S /tmp/v.sock ] && break; sleep 0.1; done
+  wait_for 10 "the vsock socket of husk-vmm" test -S /tmp/v.sock
   husk-vsock-test host-source /tmp/v.sock 1234 67108864 | sed -n 's/^HOST_VSOCK_/BENCH vmm=husk run='$i' VSOCK_/p'
   wait $vmm
-  "$qemu" -L "$qemu_data" -M microvm,acpi=off -accel kvm -cpu host -smp 1 -m 256 \
-    -nodefaults -no-user-config -nographic -no-reboot -serial null -global virtio-mmio.force-legacy=false \
-    -device vhost-vsock-device,guest-cid=3 \
-    -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "reboot=t $V" >/dev/null &
+  "$QEMU" $QEMU_MICROVM -serial null -device vhost-vsock-device,guest-cid=3 \
+    -kernel "$HUSK_KERNEL" -initrd "$HUSK_INITRD" -append "$GUEST_CMDLINE husk_mode=vsocksink" >/dev/null &
   vmm=$!
   husk-vsock-test host-source vsock:3 1234 67108864 | sed -n 's/^HOST_VSOCK_/BENCH vmm=qemu-microvm run='$i' VSOCK_/p'
   wait $vmm
@@ -76,8 +67,8 @@ HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 \
 echo "vmm,run,metric,value" >"$out/device_throughput.csv"
 sed -E 's/^BENCH vmm=([^ ]+) run=([0-9]+) (BLK|FS|VSOCK)_([A-Z_]+)=([0-9.]+).*/\1,\2,\3_\4,\5/' "$out/device_throughput.raw" >>"$out/device_throughput.csv"
 median() {  # median VMM METRIC
-  awk -F, -v v="$1" -v m="$2" '$1==v && $3==m {print $4}' "$out/device_throughput.csv" | sort -g |
-    awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int((NR+1)/2)]; else print "n/a"}'
+  awk -F, -v m="$2" 'NR==1 || $3==m' "$out/device_throughput.csv" >"$out/metric.csv"
+  pct "$out/metric.csv" "$1" 0.5 4 | awk '{printf ($1 == "n/a" ? "%s" : "%.1f"), $1}'
 }
 {
   echo "virtio-blk, virtio-fs and vsock inside the test host (emulated: compare the ratios), medians of $runs:"

@@ -8,7 +8,7 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HUSK_BUILD:-$src/build}
-. "$src/scripts/lib/stats.sh"
+. "$src/bench/lib.sh"
 other=${1:?usage: kernel_compare.sh OTHER_VMLINUX [N]}
 n=${2:-15}
 out=${HUSK_BENCH_OUT:-$build/bench}

@@ -26,11 +26,12 @@ if [ "$mode" = vm ] && [ -z "${HUSK_BENCH_INNER:-}" ]; then
   } >"$script"
   # shellcheck disable=SC2046
   HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 --mem 3072 \
-    --add "$src/bench/shim_start.sh:/husk/src/bench/shim_start.sh" $(ctd_testhost_adds "$build") "$script" | tee "$out/shim_start_vm.txt"
+    --add "$src/bench/shim_start.sh:/husk/src/bench/shim_start.sh" --add "$src/bench/lib.sh:/husk/src/bench/lib.sh" \
+    $(ctd_testhost_adds "$build") "$script" | tee "$out/shim_start_vm.txt"
   exit "${PIPESTATUS[0]}"
 fi
 
-. "$src/scripts/lib/stats.sh"
+. "$src/bench/lib.sh"
 . "$src/scripts/lib/containerd.sh"
 mkdir -p "$out"
 D=$(mktemp -d /tmp/husk-bench-ctd-XXXXXX)

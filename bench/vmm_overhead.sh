@@ -10,8 +10,7 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HUSK_BUILD:-$src/build}
-. "$src/bench/testhost_qemu.sh"
-. "$src/scripts/lib/stats.sh"
+. "$src/bench/lib.sh"
 n=${1:-50}
 out=${HUSK_BENCH_OUT:-$build/bench}
 mkdir -p "$out"
@@ -29,10 +28,10 @@ PY
 
 {
   echo "N=$n FILES=$work/files CLOCK=$build/bench/husk-bench-clock WHERE='this machine directly ($(. "$src/scripts/lib/kvm.sh"; kvm_describe))'"
+  bench_peer_env "$build/vmm/husk-vmm"
   cat <<'INNER'
-qemu=qemu-system-x86_64 qemu_data=/usr/share/qemu
 if [ -n "${HUSK_IN_TESTHOST:-}" ]; then
-  FILES=/husk/bench CLOCK=/husk/bin/husk-bench-clock qemu=/husk/bin/qemu-system-x86_64 qemu_data=/husk/qemu
+  FILES=/husk/bench CLOCK=/husk/bin/husk-bench-clock
   WHERE='inside the test host (nested KVM under QEMU TCG: emulated times, compare the ratios)'
 fi
 echo "WHERE=$WHERE"
@@ -42,7 +41,7 @@ while [ "$i" -le "$N" ]; do
   fr=$(sed -n 's/.*first KVM_RUN at \([0-9]*\) us after exec (\([0-9]*\) us.*/first_run_us=\1 memslot_us=\2/p' /tmp/h.log)
   echo "BENCH vmm=husk run=$i $r $fr"
   # -cpu qemu64: PVM cannot take -cpu host's IA32_ARCH_CAPABILITIES MSR.
-  r=$("$CLOCK" --marker '' --log /tmp/q.log -- "$qemu" -L "$qemu_data" -M microvm,acpi=off -accel kvm \
+  r=$("$CLOCK" --marker '' --log /tmp/q.log -- "$QEMU" -L "$QEMU_DATA" -M microvm,acpi=off -accel kvm \
       -cpu qemu64 -m 128 -nodefaults -no-user-config -nographic -no-reboot -bios "$FILES/tiny-bios.bin" \
       -device isa-debug-exit,iobase=0xf4)
   echo "BENCH vmm=qemu-microvm run=$i $r"

@@ -25,7 +25,7 @@ log() { echo "kernel-config: $*" >&2; }
 [ -f "$src_tar" ] || { log "missing $src_tar: run scripts/setup.sh (apt-get install linux-source-6.12)"; exit 1; }
 src_version=$(dpkg-query -W -f '${Version}' linux-source-6.12)
 # Bump when a change to this script changes the kernel it produces.
-recipe=1
+recipe=2
 key=$(cat "$fragment" <(echo "recipe=$recipe source=$src_version") | sha256sum | cut -c1-16)
 out=$cache/kernel/$key
 [ -f "$out/vmlinux" ] && finish "$out/vmlinux"
@@ -75,6 +75,8 @@ mkdir -p "$out.tmp"
 # Symbols are not needed to boot; stripping makes the file the VMM maps several times smaller.
 strip -o "$out.tmp/vmlinux" "$build/vmlinux"
 cp "$build/.config" "$out.tmp/config"
+# Symbols for reading a hung guest's addresses (QEMU's monitor, crash logs); not booted.
+cp "$build/System.map" "$out.tmp/System.map"
 rm -rf "$out" && mv "$out.tmp" "$out"
 rm -rf "$build"
 finish "$out/vmlinux"

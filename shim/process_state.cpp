@@ -13,7 +13,7 @@ const char* ProcessState::name(Status s) {
   return "unknown";
 }
 
-Error ProcessState::refuse(const char* verb) const { return make_error("cannot %s a %s process", verb, name(status_)); }
+Error ProcessState::refuse(const char* verb) const { return make_error(ErrorCode::kFailedPrecondition, "cannot %s a %s process", verb, name(status_)); }
 
 Result<void> ProcessState::start() {
   if (status_ != Status::kCreated) return refuse("start");
@@ -36,7 +36,7 @@ Result<void> ProcessState::resume() {
 Result<void> ProcessState::check_exec() const {
   // runc allows exec into a created container (its init is waiting in runc init) but not into
   // a frozen or finished one.
-  if (status_ != Status::kCreated && status_ != Status::kRunning) return make_error("cannot exec in a %s state", name(status_));
+  if (status_ != Status::kCreated && status_ != Status::kRunning) return make_error(ErrorCode::kFailedPrecondition, "cannot exec in a %s state", name(status_));
   return {};
 }
 

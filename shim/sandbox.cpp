@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "guest-agent/client/connect.h"
+#include "proto/agent.grpc.pb.h"
 #include "shim/share.h"
 
 extern char** environ;
@@ -86,6 +87,8 @@ std::string log_tail(const std::string& path) {
 
 class VmSandbox : public Sandbox {
  public:
+  static constexpr const char* kShareTag = "husk";
+  static constexpr const char* kGuestShare = "/run/husk/share";  // where the agent mounts it
   VmSandbox(Config c, std::string dir) : Sandbox(std::move(c), std::move(dir)) {}
 
   Status start() override {
@@ -108,7 +111,7 @@ class VmSandbox : public Sandbox {
     // The guest's console goes to a bounded file (the newest output is kept: a failure's reason
     // is at the end), or nowhere; husk-vmm's own messages go to vmm.log.
     auto vmm = spawn({c_.vmm, "--kernel", c_.kernel, "--initrd", c_.initramfs, "--vcpus", std::to_string(c_.vcpus),
-                      "--mem", std::to_string(c_.memory_mib), "--vsock", "3," + vsock, "--fs", "husk," + fs_sock,
+                      "--mem", std::to_string(c_.memory_mib), "--vsock", "3," + vsock, "--fs", std::string(kShareTag) + "," + fs_sock,
                       "--console", c_.console == "off" ? "none" : console, "--console-limit",
                       std::to_string(c_.console_limit)},
                      vmm_log);
@@ -122,6 +125,18 @@ class VmSandbox : public Sandbox {
                         log_tail(console).c_str());
     channel_ = *ch;
     phase("boot+agent");
+    // The share is mounted once for the sandbox; every container's root is a directory in it.
+    agent::v1::CreateSandboxRequest req;
+    auto* st = req.add_storages();
+    st->set_source(kShareTag);
+    st->set_fstype("virtiofs");
+    st->set_target(kGuestShare);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms));
+    agent::v1::Empty e;
+    if (auto s = agent::v1::Agent::NewStub(channel_)->CreateSandbox(&ctx, req, &e); !s.ok())
+      return make_error(static_cast<ErrorCode>(s.error_code()), "mounting the share in the guest: %s", s.error_message().c_str());
+    phase("share");
     return {};
   }
   Status attach_rootfs(const std::string& id, const std::string&, const std::vector<RootfsMount>& mounts,
@@ -134,8 +149,7 @@ class VmSandbox : public Sandbox {
   }
   agent::v1::Rootfs rootfs(const std::string& id, const std::string&) const override {
     agent::v1::Rootfs r;
-    r.set_virtiofs_tag("husk");
-    r.set_subpath(Share::guest_subpath(id));
+    r.set_path(std::string(kGuestShare) + "/" + Share::guest_subpath(id));
     return r;
   }
   void stop() override {

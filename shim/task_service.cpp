@@ -29,10 +29,10 @@ double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
-// The one place husk errors become ttrpc statuses (the codes are gRPC's, which ttrpc shares).
+// The one place errors become ttrpc statuses (the codes are gRPC's, which ttrpc shares): ours,
+// and the agent's answers, which keep their code and message.
 Reply reply(const Error& e) { return Reply::error(static_cast<int32_t>(e.code), e.message); }
-// The agent's answers keep their code and message.
-Reply reply(const grpc::Status& s) { return Reply::error(static_cast<int32_t>(s.error_code()), s.error_message()); }
+Reply reply(const grpc::Status& s) { return reply(Error(s.error_message(), static_cast<ErrorCode>(s.error_code()))); }
 
 Reply empty_ok() { return Reply::ok(v1::Empty().SerializeAsString()); }
 
@@ -92,7 +92,7 @@ void TaskService::register_with(ttrpc::Server& server) {
   server.register_method(kTaskService, "Resume",
                          [this](const std::string& p, const ttrpc::CallContext& cc) { return pause(p, cc, false); });
   server.register_method(kTaskService, "Checkpoint", [](const std::string&, const ttrpc::CallContext&) {
-    return Reply::error(ttrpc::kUnimplemented, "husk does not checkpoint containers");
+    return reply(make_error(ErrorCode::kUnimplemented, "husk does not checkpoint containers"));
   });
 }
 
@@ -205,15 +205,15 @@ void TaskService::on_exit(Process& p, Process::Exit e) {
 
 Reply TaskService::create(const std::string& payload, const ttrpc::CallContext& cc) {
   task::CreateTaskRequest req;
-  if (!req.ParseFromString(payload)) return Reply::error(ttrpc::kInvalidArgument, "request does not parse");
-  if (!req.checkpoint().empty()) return Reply::error(ttrpc::kUnimplemented, "husk does not restore checkpoints");
+  if (!req.ParseFromString(payload)) return reply(make_error(ErrorCode::kInvalidArgument, "request does not parse"));
+  if (!req.checkpoint().empty()) return reply(make_error(ErrorCode::kUnimplemented, "husk does not restore checkpoints"));
   if (auto s = check_id("task id", req.id()); !s) return reply(s.error());
   auto bundle = load_bundle(req.bundle());
   if (!bundle) return reply(bundle.error());
   {
     // The id is reserved now; the slow work below runs without the lock.
     std::lock_guard lk(mu_);
-    if (tasks_.count(req.id())) return Reply::error(ttrpc::kAlreadyExists, "task " + req.id() + " already exists");
+    if (tasks_.count(req.id())) return reply(make_error(ErrorCode::kAlreadyExists, "task %s already exists", req.id().c_str()));
     tasks_[req.id()].bundle = req.bundle();
   }
   auto fail = [&](const Error& e, bool detach) {
@@ -292,7 +292,7 @@ Reply TaskService::start(const std::string& payload, const ttrpc::CallContext& c
   auto& p = call->proc;
   // The transition happens once the agent started it.
   if (auto s = p->check([](ProcessState& st) { return st.start(); }); !s)
-    return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+    return reply(s.error());
   auto exited = [this](Process& proc, Process::Exit e) { on_exit(proc, e); };
   if (req.exec_id().empty()) {
     auto t0 = std::chrono::steady_clock::now();
@@ -402,7 +402,7 @@ Reply TaskService::del(const std::string& payload, const ttrpc::CallContext& cc)
         return {};
       });
       !s)
-    return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+    return reply(s.error());
   resp.set_pid(p->pid());
   p->notify_deleted();  // a Wait on a process deleted before it ever started
   p->cancel_stdin();
@@ -448,22 +448,22 @@ void TaskService::teardown() {
 
 Reply TaskService::exec(const std::string& payload, const ttrpc::CallContext&) {
   task::ExecProcessRequest req;
-  if (!req.ParseFromString(payload)) return Reply::error(ttrpc::kInvalidArgument, "request does not parse");
+  if (!req.ParseFromString(payload)) return reply(make_error(ErrorCode::kInvalidArgument, "request does not parse"));
   if (auto s = check_id("exec id", req.exec_id()); !s) return reply(s.error());
   // The exec does not exist yet: only the task has to.
   auto init = find(req.id(), "");
   if (!init) return reply(init.error());
   if (auto s = init->proc->with_state([](ProcessState& st) { return st.check_exec(); }); !s)
-    return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+    return reply(s.error());
   auto p = std::make_shared<Process>(Process::Spec{req.id(), req.exec_id(), init->proc->spec().bundle, req.stdin(),
                                                    req.stdout(), req.stderr(), req.terminal(),
                                                    req.spec().value()});  // JSON, .../runtime-spec/1/Process
   {
     std::lock_guard lk(mu_);
     auto t = tasks_.find(req.id());  // deleted since find()?
-    if (t == tasks_.end()) return Reply::error(ttrpc::kNotFound, "task " + req.id() + " not found");
+    if (t == tasks_.end()) return reply(make_error(ErrorCode::kNotFound, "task %s not found", req.id().c_str()));
     auto& procs = t->second.procs;
-    if (procs.count(req.exec_id())) return Reply::error(ttrpc::kAlreadyExists, "exec " + req.exec_id() + " already exists");
+    if (procs.count(req.exec_id())) return reply(make_error(ErrorCode::kAlreadyExists, "exec %s already exists", req.exec_id().c_str()));
     procs[req.exec_id()] = p;
   }
   ev::TaskExecAdded e;
@@ -505,7 +505,7 @@ Reply TaskService::pause(const std::string& payload, const ttrpc::CallContext& c
   if (!call) return reply(call.error());
   auto& p = call->proc;
   if (auto s = p->check([&](ProcessState& st) { return frozen ? st.pause() : st.resume(); }); !s)
-    return Reply::error(ttrpc::kFailedPrecondition, s.error().message);
+    return reply(s.error());
   v1::ContainerRequest cr;
   cr.set_container_id(req.id());
   v1::Empty e;
@@ -567,7 +567,7 @@ Reply TaskService::update(const std::string& payload, const ttrpc::CallContext& 
 
 Reply TaskService::connect(const std::string& payload, const ttrpc::CallContext&) {
   task::ConnectRequest req;
-  if (!req.ParseFromString(payload)) return Reply::error(ttrpc::kInvalidArgument, "request does not parse");
+  if (!req.ParseFromString(payload)) return reply(make_error(ErrorCode::kInvalidArgument, "request does not parse"));
   task::ConnectResponse resp;
   resp.set_shim_pid(static_cast<uint32_t>(getpid()));
   if (auto call = find(req.id(), ""); call) resp.set_task_pid(call->proc->pid());
@@ -577,7 +577,7 @@ Reply TaskService::connect(const std::string& payload, const ttrpc::CallContext&
 
 Reply TaskService::shutdown(const std::string& payload, const ttrpc::CallContext&) {
   task::ShutdownRequest req;
-  if (!req.ParseFromString(payload)) return Reply::error(ttrpc::kInvalidArgument, "request does not parse");
+  if (!req.ParseFromString(payload)) return reply(make_error(ErrorCode::kInvalidArgument, "request does not parse"));
   {
     std::lock_guard lk(mu_);
     if (!tasks_.empty() && !req.now()) return empty_ok();  // other containers of the pod remain

@@ -366,8 +366,11 @@ extern "C" [[noreturn]] void hostile_main() {
   // The UART's own registers with every value: divisor latch, FIFO control, modem control...
   for (uint32_t v = 0; v < 256; v++)
     for (uint16_t r = 1; r < 8; r++) outb(static_cast<uint16_t>(kCom1 + r), static_cast<uint8_t>(v));
-  outb(kCom1 + 3, 0x03);  // 8N1, DLAB off: the console is readable again
+  // The console readable again: 8N1 with DLAB off, no interrupts, and out of loopback (the sweep
+  // left MCR's loopback bit set, which would route everything below back into the receiver).
+  outb(kCom1 + 3, 0x03);
   outb(kCom1 + 1, 0x00);
+  outb(kCom1 + 4, 0x03);
 
   say("done");
   puts("HOSTILE_DONE\n");

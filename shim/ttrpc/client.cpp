@@ -53,7 +53,7 @@ void Client::read_loop() {
     ::ttrpc::Response resp;
     Reply r;
     if (h.type != kTypeResponse || !resp.ParseFromString(data)) {
-      r = Reply::error(kInternal, "malformed response");
+      r = Reply::error(wire(ErrorCode::kInternal), "malformed response");
     } else {
       r.code = resp.status().code();
       r.message = resp.status().message();

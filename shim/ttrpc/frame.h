@@ -2,6 +2,8 @@
 // message type and flags) before each message. containerd's ttrpc 1.1 limits data to 4 MiB.
 #pragma once
 
+#include "common/result.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -26,23 +28,8 @@ FrameHeader decode_header(const uint8_t* in);
 // Header + data, ready to write.
 std::string frame(uint32_t stream_id, uint8_t type, const std::string& data);
 
-// Status codes (google.rpc.Code) the shim answers with.
-enum Code : int32_t {
-  kOk = 0,
-  kCancelled = 1,
-  kUnknown = 2,
-  kInvalidArgument = 3,
-  kDeadlineExceeded = 4,
-  kNotFound = 5,
-  kAlreadyExists = 6,
-  kPermissionDenied = 7,
-  kResourceExhausted = 8,
-  kFailedPrecondition = 9,
-  kAborted = 10,
-  kOutOfRange = 11,
-  kUnimplemented = 12,
-  kInternal = 13,
-  kUnavailable = 14,
-};
+// Status codes on the wire are google.rpc.Code: 0 for success, else husk's ErrorCode numbers.
+inline constexpr int32_t kOk = 0;
+constexpr int32_t wire(ErrorCode c) { return static_cast<int32_t>(c); }
 
 }  // namespace husk::ttrpc

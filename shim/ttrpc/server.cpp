@@ -36,7 +36,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
           co_await asio::async_read(sock_, asio::buffer(sink.data(), n), asio::use_awaitable);
           left -= static_cast<uint32_t>(n);
         }
-        respond(h.stream_id, Reply::error(kResourceExhausted, "message of " + std::to_string(h.length) +
+        respond(h.stream_id, Reply::error(wire(ErrorCode::kResourceExhausted), "message of " + std::to_string(h.length) +
                                                                   " bytes exceeds the 4 MiB limit"));
         continue;
       }
@@ -47,13 +47,13 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
         continue;
       }
       if (h.stream_id == 0 || h.stream_id % 2 == 0) {
-        respond(h.stream_id, Reply::error(kInvalidArgument, "stream id " + std::to_string(h.stream_id) +
+        respond(h.stream_id, Reply::error(wire(ErrorCode::kInvalidArgument), "stream id " + std::to_string(h.stream_id) +
                                                                 " is not a client stream (must be odd)"));
         continue;
       }
       ::ttrpc::Request req;
       if (!req.ParseFromString(data)) {
-        respond(h.stream_id, Reply::error(kInvalidArgument, "request is not a ttrpc Request message"));
+        respond(h.stream_id, Reply::error(wire(ErrorCode::kInvalidArgument), "request is not a ttrpc Request message"));
         continue;
       }
       dispatch(h.stream_id, std::move(req));
@@ -74,7 +74,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     if (it == server_.handlers_.end()) {
       bool known_service = false;
       for (const auto& [name, h] : server_.handlers_) known_service |= name.rfind(req.service() + "/", 0) == 0;
-      respond(id, Reply::error(kUnimplemented, known_service ? "method " + req.method() + " not implemented"
+      respond(id, Reply::error(wire(ErrorCode::kUnimplemented), known_service ? "method " + req.method() + " not implemented"
                                                              : "service " + req.service() + " not implemented"));
       return;
     }
@@ -95,7 +95,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       try {
         r = handler(payload, ctx);
       } catch (const std::exception& e) {
-        r = Reply::error(kInternal, std::string("handler failed: ") + e.what());
+        r = Reply::error(wire(ErrorCode::kInternal), std::string("handler failed: ") + e.what());
       }
       self->respond(id, std::move(r));
       std::lock_guard lk(self->server_.mu_);

@@ -29,7 +29,7 @@ check_match() {  # check_match NAME REGEX ACTUAL
 if [ "$mode" = vm ]; then
   cat >"$D/shim.json" <<J
 {"mode": "vm", "state_dir": "$D/run", "vmm": "$HUSK_VMM", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_AGENT_INITRD",
- "virtiofsd": "${HUSK_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}", "vcpus": 1, "memory_mib": 256, "agent_timeout_ms": 120000}
+ "virtiofsd": "${HUSK_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}", "vcpus": 1, "memory_mib": 256, "max_vcpus": 8, "agent_timeout_ms": 120000}
 J
 else
   echo "{\"mode\": \"host\", \"state_dir\": \"$D/run\", \"agent\": \"$HUSK_AGENT\"}" >"$D/shim.json"

@@ -19,7 +19,7 @@ tunctl -t hostile0 >/dev/null && ip link set hostile0 up
 mkdir -p /tmp/share
 timeout 600 /usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none -o sandbox=chroot >/tmp/vfsd.log 2>&1 &
 wait_for 10 "the socket of virtiofsd" test -S /tmp/vfs.sock
-husk-bench-clock --marker '' --log /tmp/vmm.log --timeout 500 -- /husk/bin/husk-vmm-asan \
+husk-bench-clock --marker '' --log /tmp/vmm.log --timeout 400 -- /husk/bin/husk-vmm-asan \
   --kernel /husk/images/husk-hostile.elf --mem 256 --vcpus 1 --blk /tmp/disk.img --rng --net hostile0 \
   --vsock 3,/tmp/v.sock --fs share,/tmp/vfs.sock --console /tmp/console.log --console-limit 262144 | tr ' ' '\n' | sed 's/^/CLOCK_/'
 echo CONSOLE_BYTES=$(wc -c </tmp/console.log)
@@ -29,7 +29,7 @@ grep -q 'older console output dropped' /tmp/console.log && echo CONSOLE_WRAPPED=
 grep -E '^HOSTILE:' /tmp/console.log
 echo '--- husk-vmm-asan stderr:'
 head -c 20000 /tmp/vmm.log
-)SH", "--timeout 900 --add " HUSK_BUILD_DIR "/vmm/husk-vmm-asan:/husk/bin/husk-vmm-asan "
+)SH", "--timeout 600 --add " HUSK_BUILD_DIR "/vmm/husk-vmm-asan:/husk/bin/husk-vmm-asan "
       "--add " HUSK_BUILD_DIR "/images/husk-hostile.elf:/husk/images/husk-hostile.elf "
       "--add " HUSK_BUILD_DIR "/bench/husk-bench-clock:/husk/bin/husk-bench-clock "
       "--add /usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd");

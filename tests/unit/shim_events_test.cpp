@@ -59,7 +59,7 @@ TEST(ShimEvents, PublisherDeliversInOrderToContainerdsForward) {
   std::vector<std::string> topics;
   server.register_method(kEventsService, "Forward", [&](const std::string& payload, const ttrpc::CallContext&) {
     Forward f;
-    if (!f.ParseFromString(payload)) return ttrpc::Reply::error(ttrpc::kInvalidArgument, "bad");
+    if (!f.ParseFromString(payload)) return ttrpc::Reply::error(ttrpc::wire(ErrorCode::kInvalidArgument), "bad");
     std::lock_guard lk(mu);
     topics.push_back(f.envelope().topic() + "@" + f.envelope().namespace_());
     return ttrpc::Reply::ok("");

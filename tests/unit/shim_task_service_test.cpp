@@ -225,7 +225,7 @@ struct TaskServiceTest : ::testing::Test {
   ttrpc::Reply call(ttrpc::Client& c, const char* method, const google::protobuf::Message& m, std::chrono::milliseconds t = 10s) {
     auto r = c.call("containerd.task.v2.Task", method, m.SerializeAsString(), t);
     EXPECT_TRUE(r) << method << ": " << (r ? "" : r.error().message);
-    return r ? *r : ttrpc::Reply::error(ttrpc::kUnknown, "no reply");
+    return r ? *r : ttrpc::Reply::error(ttrpc::wire(ErrorCode::kUnknown), "no reply");
   }
   void create(ttrpc::Client& c, const std::string& id) {
     task::CreateTaskRequest req;
@@ -257,7 +257,7 @@ TEST_F(TaskServiceTest, CreateStartKillWaitDeleteInContainerdsOrder) {
   ASSERT_TRUE(w.ParseFromString(call(*c, "Wait", req<task::WaitRequest>("c1")).payload));
   EXPECT_EQ(w.exit_status(), 137u);
   EXPECT_EQ(call(*c, "Delete", req<task::DeleteRequest>("c1")).code, ttrpc::kOk);
-  EXPECT_EQ(call(*c, "State", req<task::StateRequest>("c1")).code, ttrpc::kNotFound);
+  EXPECT_EQ(call(*c, "State", req<task::StateRequest>("c1")).code, ttrpc::wire(ErrorCode::kNotFound));
   EXPECT_EQ(stops.load(), 1);  // the last Delete stopped the sandbox
   std::lock_guard lk(events.mu);
   EXPECT_EQ(events.topics, (std::vector<std::string>{"/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"}));
@@ -320,8 +320,8 @@ TEST_F(TaskServiceTest, CallsRacingTheLastDeleteNeverUseAStoppedSandbox) {
                             i % 2 ? req<task::StatsRequest>(id).SerializeAsString() : kill.SerializeAsString(), 5s);
           ASSERT_TRUE(r);
           // Served, or told the task is gone / the sandbox went: never a crash or a hang.
-          EXPECT_TRUE(r->code == ttrpc::kOk || r->code == ttrpc::kNotFound || r->code == ttrpc::kUnavailable ||
-                      r->code == ttrpc::kCancelled || r->code == ttrpc::kUnknown)
+          EXPECT_TRUE(r->code == ttrpc::kOk || r->code == ttrpc::wire(ErrorCode::kNotFound) || r->code == ttrpc::wire(ErrorCode::kUnavailable) ||
+                      r->code == ttrpc::wire(ErrorCode::kCancelled) || r->code == ttrpc::wire(ErrorCode::kUnknown))
               << r->code << " " << r->message;
         }
       });
@@ -355,12 +355,12 @@ TEST_F(TaskServiceTest, BadIdsAndBundlesAreRefusedWithTheReason) {
   r.set_id("../escape");
   r.set_bundle(bundle("x"));
   auto rep = call(*c, "Create", r);
-  EXPECT_EQ(rep.code, ttrpc::kInvalidArgument);
+  EXPECT_EQ(rep.code, ttrpc::wire(ErrorCode::kInvalidArgument));
   EXPECT_NE(rep.message.find("not a valid identifier"), std::string::npos) << rep.message;
   r.set_id("ok1");
   std::ofstream(r.bundle() + "/config.json") << R"({"root": {"path": "../../etc"}})";
   rep = call(*c, "Create", r);
-  EXPECT_EQ(rep.code, ttrpc::kInvalidArgument);
+  EXPECT_EQ(rep.code, ttrpc::wire(ErrorCode::kInvalidArgument));
   EXPECT_NE(rep.message.find(".."), std::string::npos) << rep.message;
   EXPECT_EQ(stops.load(), 0);  // nothing was booted for either
 }

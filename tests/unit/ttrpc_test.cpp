@@ -43,7 +43,7 @@ class TtrpcServer : public ::testing::Test {
       return Reply::ok("slow:" + p);
     });
     server_->register_method("test.Echo", "Fail", [](const std::string&, const CallContext&) {
-      return Reply::error(kNotFound, "no such thing");
+      return Reply::error(wire(ErrorCode::kNotFound), "no such thing");
     });
     server_->register_method("test.Echo", "Deadline", [](const std::string&, const CallContext& ctx) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
@@ -122,7 +122,7 @@ TEST_F(TtrpcServer, EchoesAndReportsErrorsWithCodes) {
   EXPECT_EQ(r->payload, "hello");
   r = c->call("test.Echo", "Fail", "");
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->code, kNotFound);
+  EXPECT_EQ(r->code, wire(ErrorCode::kNotFound));
   EXPECT_EQ(r->message, "no such thing");
 }
 
@@ -130,11 +130,11 @@ TEST_F(TtrpcServer, UnknownServiceAndMethodAreUnimplemented) {
   auto c = client();
   auto r = c->call("test.Echo", "Nope", "");
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->code, kUnimplemented);
+  EXPECT_EQ(r->code, wire(ErrorCode::kUnimplemented));
   EXPECT_NE(r->message.find("method Nope"), std::string::npos);
   r = c->call("containerd.task.v3.Task", "Create", "");
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->code, kUnimplemented);
+  EXPECT_EQ(r->code, wire(ErrorCode::kUnimplemented));
   EXPECT_NE(r->message.find("service containerd.task.v3.Task"), std::string::npos);
 }
 
@@ -188,10 +188,10 @@ TEST_F(TtrpcServer, EvenStreamIdsAreRejected) {
   send_all(fd, frame(2, kTypeRequest, request("test.Echo", "Echo", "x")));
   auto [h, resp] = read_response(fd);
   EXPECT_EQ(h.stream_id, 2u);
-  EXPECT_EQ(resp.status().code(), kInvalidArgument);
+  EXPECT_EQ(resp.status().code(), wire(ErrorCode::kInvalidArgument));
   send_all(fd, frame(0, kTypeRequest, request("test.Echo", "Echo", "x")));
   auto [h0, resp0] = read_response(fd);
-  EXPECT_EQ(resp0.status().code(), kInvalidArgument);
+  EXPECT_EQ(resp0.status().code(), wire(ErrorCode::kInvalidArgument));
   // The connection still serves well-formed requests.
   send_all(fd, frame(3, kTypeRequest, request("test.Echo", "Echo", "still here")));
   auto [h3, resp3] = read_response(fd);
@@ -207,7 +207,7 @@ TEST_F(TtrpcServer, OversizedFramesGetResourceExhaustedAndTheStreamStaysInSync) 
   auto [h, resp] = read_response(fd);
   w.join();
   EXPECT_EQ(h.stream_id, 5u);
-  EXPECT_EQ(resp.status().code(), kResourceExhausted);
+  EXPECT_EQ(resp.status().code(), wire(ErrorCode::kResourceExhausted));
   send_all(fd, frame(7, kTypeRequest, request("test.Echo", "Echo", "after")));
   auto [h7, resp7] = read_response(fd);
   EXPECT_EQ(h7.stream_id, 7u);
@@ -220,7 +220,7 @@ TEST_F(TtrpcServer, GarbageRequestsAreInvalidArgument) {
   send_all(fd, frame(9, kTypeRequest, std::string("\xff\xff\xff\xff\xff", 5)));
   auto [h, resp] = read_response(fd);
   EXPECT_EQ(h.stream_id, 9u);
-  EXPECT_EQ(resp.status().code(), kInvalidArgument);
+  EXPECT_EQ(resp.status().code(), wire(ErrorCode::kInvalidArgument));
   close(fd);
 }
 

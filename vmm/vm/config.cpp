@@ -42,6 +42,8 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::optional<std::string> cmdline;
   CLI::App app{"husk-vmm: a minimal KVM virtual machine monitor for microVMs", "husk-vmm"};
   app.set_version_flag("--version", "husk-vmm 0.1.0");
+  bool print_cmdline = false;
+  app.add_flag("--print-cmdline", print_cmdline, "Print the default kernel command line and exit (benchmarks give it to peer VMMs)");
   auto* kernel = app.add_option("--kernel", c.boot.kernel, "Guest kernel: uncompressed vmlinux (ELF)");
   auto* raw = app.add_option("--bin", c.boot.raw_image,
                              "Raw 64-bit code loaded and entered at 1 MiB (benchmarks, tests)");
@@ -84,6 +86,10 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     return Error{"husk-vmm 0.1.0\n"};
   } catch (const CLI::ParseError& e) {
     return make_error("%s (see --help)", e.what());
+  }
+  if (print_cmdline) {
+    *exit_ok = true;
+    return Error{std::string(kDefaultCmdline) + "\n"};
   }
   if (c.boot.kernel.empty() && c.boot.raw_image.empty())
     return make_error("--kernel (or --bin) is required (see --help)");
