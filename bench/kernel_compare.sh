@@ -5,6 +5,8 @@
 #   init:  the test initramfs's HUSK_GUEST_READY line (kernel boot to userspace);
 #   agent: husk-agent's HUSK_AGENT_READY line (the sandbox's time to a serving agent).
 # usage: bench/kernel_compare.sh OTHER_VMLINUX [N]      (outputs in build/bench/)
+# env: HUSK_KC_NEW_APPEND="words": added to this tree's kernel's command line only, to see what a
+#      hardening option that has a boot-time switch costs (e.g. init_on_alloc=0).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HUSK_BUILD:-$src/build}
@@ -17,6 +19,7 @@ script=$(mktemp)
 trap 'rm -f "$script"' EXIT
 {
   echo "N=$n"
+  printf 'NEW_APPEND=%q\n' "${HUSK_KC_NEW_APPEND:-}"
   cat <<'INNER'
 clock=${HUSK_BENCH_CLOCK:-husk-bench-clock}
 other=${HUSK_ROOT}/images/vmlinux-other
@@ -24,12 +27,13 @@ other=${HUSK_ROOT}/images/vmlinux-other
 i=1
 while [ $i -le $N ]; do
   for k in new old; do
-    kern=$HUSK_KERNEL; [ $k = old ] && kern=$other
-    r=$($clock --marker HUSK_GUEST_READY -- "$HUSK_VMM" --kernel "$kern" --initrd "$HUSK_INITRD" --mem 256 --console stdio)
+    kern=$HUSK_KERNEL append=$NEW_APPEND
+    [ $k = old ] && kern=$other append=
+    r=$($clock --marker HUSK_GUEST_READY -- "$HUSK_VMM" --kernel "$kern" --initrd "$HUSK_INITRD" --mem 256 --console stdio ${append:+--append "$append"})
     echo "BENCH kernel=$k what=init run=$i $r"
     rm -f /tmp/kc.sock
     r=$($clock --marker HUSK_AGENT_READY --stop-at-marker -- "$HUSK_VMM" --kernel "$kern" --initrd "$HUSK_ROOT/images/agent-initramfs.cpio" \
-        --mem 256 --vsock 3,/tmp/kc.sock --console stdio)
+        --mem 256 --vsock 3,/tmp/kc.sock --console stdio ${append:+--append "$append"})
     echo "BENCH kernel=$k what=agent run=$i $r"
   done
   i=$((i + 1))
@@ -46,7 +50,7 @@ sed -nE 's/^BENCH kernel=([a-z]+) what=([a-z]+) run=([0-9]+) rc=[0-9]+ marker_us
   awk -F, '{printf "%s,%s,%.1f\n", $1, $2, $3 / 1000}' >>"$csv"
 [ "$(grep -c . "$csv")" -eq $((4 * n + 1)) ] || { echo "kernel compare: some boots did not reach their marker; see $out/kernel_compare.log" >&2; exit 1; }
 {
-  echo "guest kernel: this tree's ($(readlink -f "$build/images/vmlinux")) vs $other, $n boots each, exec to marker (ms):"
+  echo "guest kernel: this tree's ($(readlink -f "$build/images/vmlinux")${HUSK_KC_NEW_APPEND:+ with $HUSK_KC_NEW_APPEND}) vs $other, $n boots each, exec to marker (ms):"
   for what in init agent; do
     n50=$(pct "$csv" new-$what 0.5) n90=$(pct "$csv" new-$what 0.9) o50=$(pct "$csv" old-$what 0.5) o90=$(pct "$csv" old-$what 0.9)
     printf "  %-6s new p50 %8s p90 %8s   old p50 %8s p90 %8s   new/old p50 %.3f\n" "$what" "$n50" "$n90" "$o50" "$o90" \

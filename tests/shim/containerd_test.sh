@@ -84,7 +84,7 @@ ctr task kill t1  # SIGTERM: the trap exits 143
 wait_state t1 STOPPED
 check "kill TERM stops the task" STOPPED "$(state t1)"
 ctr task rm t1 >/dev/null
-check "task rm" "" "$(ctr task ls | awk '$1=="t1"')"
+check "task rm" "" "$(state t1)"
 ctr c rm t1
 fi
 
