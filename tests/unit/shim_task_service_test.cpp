@@ -136,7 +136,14 @@ class FakeSandbox : public Sandbox {
  public:
   FakeSandbox(Config c, std::string dir, FakeAgent& agent, std::atomic<int>& stops)
       : Sandbox(std::move(c), std::move(dir)), agent_(agent), stops_(stops) {}
-  ~FakeSandbox() override { FakeSandbox::stop(); }
+  // The in-process server lives as long as the sandbox: calls that copied the sandbox before
+  // the last Delete stopped it still hold it, and must get an error from a shut-down server, not
+  // a destroyed one (a real agent is across a socket; its VMM being gone is an error, not a crash).
+  ~FakeSandbox() override {
+    FakeSandbox::stop();
+    channel_.reset();
+    server_.reset();
+  }
   Status start() override {
     grpc::ServerBuilder b;
     b.RegisterService(&agent_);
@@ -152,18 +159,17 @@ class FakeSandbox : public Sandbox {
     return r;
   }
   void stop() override {
-    if (!server_) return;
+    if (!server_ || stopped_.exchange(true)) return;
     stops_++;
-    channel_.reset();
     agent_.stop();
     server_->Shutdown(std::chrono::system_clock::now() + 100ms);
-    server_.reset();
   }
 
  private:
   FakeAgent& agent_;
   std::atomic<int>& stops_;
   std::unique_ptr<grpc::Server> server_;
+  std::atomic<bool> stopped_{false};
 };
 
 struct Recorder : EventSink {
