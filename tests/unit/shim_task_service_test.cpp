@@ -136,11 +136,14 @@ class FakeSandbox : public Sandbox {
  public:
   FakeSandbox(Config c, std::string dir, FakeAgent& agent, std::atomic<int>& stops)
       : Sandbox(std::move(c), std::move(dir)), agent_(agent), stops_(stops) {}
-  // The in-process server lives as long as the sandbox: calls that copied the sandbox before
-  // the last Delete stopped it still hold it, and must get an error from a shut-down server, not
-  // a destroyed one (a real agent is across a socket; its VMM being gone is an error, not a crash).
+  // The in-process server is shut down only with the sandbox: calls that copied the sandbox
+  // before the last Delete stopped it still hold it and may still create calls on its channel,
+  // which gRPC 1.51's in-process transport does not survive once its server is shut down (a real
+  // agent is across a socket, where a VMM that went away is an error, not a crash). After stop()
+  // the fake agent itself ends its streams and answers as a stopped agent would.
   ~FakeSandbox() override {
     FakeSandbox::stop();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + 100ms);
     channel_.reset();
     server_.reset();
   }
@@ -162,7 +165,6 @@ class FakeSandbox : public Sandbox {
     if (!server_ || stopped_.exchange(true)) return;
     stops_++;
     agent_.stop();
-    server_->Shutdown(std::chrono::system_clock::now() + 100ms);
   }
 
  private:
