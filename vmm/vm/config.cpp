@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/inherited_fd.h"
 #include "vmm/arch/x86_64/mptable.h"
 
 namespace husk {
@@ -56,7 +57,7 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   app.add_option("--mem", c.boot.mem_mib, "Guest memory in MiB")->check(CLI::Range(16, 1 << 20));
   app.add_option("--vcpus", c.boot.vcpus, "Number of vCPUs")
       ->check(CLI::Range(1u, x86::kMaxVcpus));
-  app.add_option("--console", console, "Guest serial console: stdio, none or a file path");
+  app.add_option("--console", console, "Guest serial console: stdio, none, a file path or fd=N (an inherited file, read-write)");
   app.add_option("--console-limit", c.console_limit,
                  "With a console file: keep at most this many bytes, the newest (0: no bound)")
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 40));
@@ -66,14 +67,19 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   auto* rng_opt = app.add_option("--rng", rng, "virtio-rng entropy device: --rng, or --rng bw=BYTES/s[,iops=N] to rate limit it")
                       ->expected(0, 1);
   std::vector<std::string> fs;
-  app.add_option("--fs", fs, "virtio-fs through a vhost-user backend: TAG,SOCKET (repeatable)");
+  app.add_option("--fs", fs, "virtio-fs through a vhost-user backend: TAG,SOCKET or TAG,fd=N (a connected socket; repeatable)");
   std::string vsock;
-  app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol)");
+  app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol) or CID,fd=N (an inherited listening socket; guest-initiated streams refused)");
   std::vector<std::string> nets;
   app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=B/s][,pps=N][,rx_bw=B/s][,rx_pps=N] (repeatable)");
   app.add_flag("--pvh", c.boot.pvh, "Enter the kernel through its PVH ELF note");
   app.add_flag("--allow-pvm", c.allow_pvm,
                "Boot a Linux guest even when /dev/kvm is PVM (it cannot boot a stock kernel)");
+  bool seccomp_log = false, no_seccomp = false;
+  auto* slog = app.add_flag("--seccomp-log", seccomp_log,
+                            "Log (kernel audit) system calls outside husk-vmm's seccomp allowlists instead of killing it");
+  app.add_flag("--no-seccomp", no_seccomp, "Run without seccomp filters (benchmarks; not for untrusted guests)")->excludes(slog);
+  app.add_flag("--test-forbidden-syscall", c.test_forbidden_syscall)->group("");  // tests only: see config.h
   app.add_option("--log-level", c.log_level, "0 error, 1 warning, 2 info, 3 debug")
       ->check(CLI::Range(0, 3));
   try {
@@ -87,6 +93,8 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   } catch (const CLI::ParseError& e) {
     return make_error("%s (see --help)", e.what());
   }
+  if (seccomp_log) c.seccomp = seccomp::Mode::kLog;
+  if (no_seccomp) c.seccomp = seccomp::Mode::kOff;
   if (print_cmdline) {
     *exit_ok = true;
     return Error{std::string(kDefaultCmdline) + "\n"};
@@ -152,12 +160,17 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     unsigned long long cid = std::strtoull(vsock.c_str(), &end, 10);
     if (comma == std::string::npos || end != vsock.c_str() + comma || comma == 0)
       return make_error("--vsock needs CID,PATH (for example 3,/run/vm.vsock)");
-    c.vsock = virtio::VsockConfig{cid, vsock.substr(comma + 1)};
+    std::string where = vsock.substr(comma + 1);
+    if (int fd; is_fd_spec(where, &fd)) c.vsock = virtio::VsockConfig{cid, "", fd};
+    else c.vsock = virtio::VsockConfig{cid, where};
   }
   if (console == "stdio") {
     c.console = ConsoleMode::kStdio;
   } else if (console == "none") {
     c.console = ConsoleMode::kNone;
+  } else if (int fd; is_fd_spec(console, &fd)) {
+    c.console = ConsoleMode::kFile;
+    c.console_fd = fd;
   } else if (!console.empty()) {
     c.console = ConsoleMode::kFile;
     c.console_path = console;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/seccomp.h"
 #include "vmm/boot/boot_config.h"
 #include "vmm/virtio/blk/block.h"
 #include "vmm/virtio/fs/fs.h"
@@ -22,6 +23,7 @@ struct VmConfig {
   BootConfig boot;             // kernel or raw image, initrd, command line, vCPUs, memory
   ConsoleMode console = ConsoleMode::kStdio;
   std::string console_path;    // for kFile
+  int console_fd = -1;         // for kFile: an inherited file instead of console_path
   uint64_t console_limit = 1 << 20;  // for kFile: bytes kept (the newest); 0 = unbounded
   bool allow_pvm = false;      // try to boot Linux even on PVM (it will not get far)
   // Where KVM is looked for. $HUSK_SYSFS_ROOT and $HUSK_KVM_DEVICE point them elsewhere, so
@@ -35,6 +37,18 @@ struct VmConfig {
   std::vector<virtio::NetConfig> nics;     // --net TAP[,MAC]: eth0, eth1...
   std::optional<virtio::VsockConfig> vsock;  // --vsock CID,PATH
   std::vector<virtio::FsConfig> filesystems;   // --fs TAG,SOCKET (virtiofsd); guest RAM is shared
+  // Per-thread allowlists (vmm/seccomp/), installed before any guest code runs: kill by
+  // default, --seccomp-log to log instead, --no-seccomp for none (benchmarks compare).
+  // Sanitizer builds default to none: their runtimes fork a symbolizer and ptrace for leak
+  // checks, which no allowlist of ours should contain.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  seccomp::Mode seccomp = seccomp::Mode::kOff;
+#else
+  seccomp::Mode seccomp = seccomp::Mode::kKill;
+#endif
+  // Test-only: on SIGUSR2, vCPU 0 makes a call outside its allowlist (opens /etc/shadow), so
+  // tests prove the filter kills husk-vmm and that the shim reports it.
+  bool test_forbidden_syscall = false;
 };
 
 // The guest command line every husk VM starts from: serial console, reset (not halt) on reboot

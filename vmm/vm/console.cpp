@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/inherited_fd.h"
 #include "common/log.h"
 
 namespace husk {
@@ -40,7 +41,15 @@ Result<std::shared_ptr<ConsoleOutput>> ConsoleOutput::open(const VmConfig& cfg, 
   if (cfg.console == ConsoleMode::kStdio) {
     fd = STDOUT_FILENO;
   } else if (cfg.console == ConsoleMode::kFile) {
-    owned.reset(::open(cfg.console_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (cfg.console_fd >= 0) {
+      auto inherited = take_inherited_fd(cfg.console_fd);
+      if (!inherited) return inherited.error().wrap("console: ");
+      owned = std::move(inherited.value());
+      // Ours from offset 0: the bounded file rewrites itself with pwrite.
+      if (::ftruncate(owned.get(), 0) != 0) return make_error("console fd=%d: %s", cfg.console_fd, strerror(errno));
+    } else {
+      owned.reset(::open(cfg.console_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    }
     if (!owned)
       return make_error("cannot open console file %s: %s", cfg.console_path.c_str(), strerror(errno));
     fd = owned.get();

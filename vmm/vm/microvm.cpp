@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "vmm/seccomp/filters.h"
 #include "vmm/vm/timing.h"
 
 namespace husk {
@@ -56,11 +57,29 @@ int MicroVm::run() {
   stop_.set_notify([this] { boost::asio::post(io_, [this] { io_.stop(); }); });
 
   boost::asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
-  signals.async_wait([this](boost::system::error_code ec, int sig) {
+  if (cfg_.test_forbidden_syscall) signals.add(SIGUSR2);
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
     if (ec) return;
+    if (sig == SIGUSR2) {  // tests: make vCPU 0 break its seccomp filter
+      forbidden_requested_ = true;
+      if (!threads_.empty()) ::pthread_kill(threads_[0].native_handle(), kKickSignal);
+      signals.async_wait(on_signal);
+      return;
+    }
     signal_ = sig;
     stop_.request(StopReason::kSignal, std::string("host signal ") + strsignal(sig));
-  });
+  };
+  signals.async_wait(on_signal);
+
+  // Filters are compiled here, installed by each thread on itself (vcpu_loop, below) before
+  // the start barrier lets any vCPU enter the guest.
+  using vmm_seccomp::shared_rules;
+  auto vcpu_filter = seccomp::compile(seccomp::join({&shared_rules(), &vmm_seccomp::vcpu_rules()}), cfg_.seccomp);
+  auto loop_filter = seccomp::compile(seccomp::join({&shared_rules(), &vmm_seccomp::event_loop_rules()}), cfg_.seccomp);
+  if (!vcpu_filter || !loop_filter) {
+    LOG_ERROR("seccomp: %s", (!vcpu_filter ? vcpu_filter.error() : loop_filter.error()).message.c_str());
+    return 1;
+  }
   virtio_->start(io_);
   std::shared_ptr<ConsoleInput> input;
   if (cfg_.console == ConsoleMode::kStdio) {
@@ -68,10 +87,13 @@ int MicroVm::run() {
     input->start();
   }
 
+  std::barrier<> start(static_cast<std::ptrdiff_t>(vcpus_.size()) + 1);
   for (auto& v : vcpus_) {
     kvm::Vcpu* vp = v.get();
-    threads_.emplace_back([this, vp] { vcpu_loop(*vp); });
+    threads_.emplace_back([this, vp, &vcpu_filter, &start] { vcpu_loop(*vp, *vcpu_filter, start); });
   }
+  if (auto s = loop_filter->install(); !s) stop_.request(StopReason::kVmError, "seccomp: " + s.error().message);
+  start.arrive_and_wait();
   auto guard = boost::asio::make_work_guard(io_);
   io_.run();
 

@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <atomic>
+#include <barrier>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/seccomp.h"
 #include "vmm/arch/platform.h"
 #include "vmm/devices/bus.h"
 #include "vmm/kvm/kvm.h"
@@ -41,7 +43,10 @@ class MicroVm {
  private:
   explicit MicroVm(const VmConfig& cfg) : cfg_(cfg) {}
   Status build_devices();
-  void vcpu_loop(kvm::Vcpu& vcpu);
+  // Installs the vCPU thread's seccomp filter, waits at `start` until every thread has its
+  // filter, then runs the vCPU until the VM stops.
+  void vcpu_loop(kvm::Vcpu& vcpu, const seccomp::Program& filter, std::barrier<>& start);
+  void forbidden_syscall_for_tests();
   bool handle_exit(kvm::Vcpu& vcpu);
   void kick_vcpus();
   // Joins the vCPU threads, then closes vCPUs, devices and the VM before guest memory goes
@@ -58,6 +63,7 @@ class MicroVm {
   // an I/O object outliving its io_context is a use-after-free (ASan found it).
   boost::asio::io_context io_;
   std::atomic<int> signal_{0};
+  std::atomic<bool> forbidden_requested_{false};  // --test-forbidden-syscall
   std::unique_ptr<Platform> platform_;
   std::optional<kvm::Kvm> kvm_;
   std::optional<kvm::Vm> vm_;

@@ -17,7 +17,7 @@ namespace husk::virtio {
 
 struct FsConfig {
   std::string tag;     // what the guest mounts (at most 36 bytes)
-  std::string socket;  // virtiofsd's --socket-path
+  std::string socket;  // virtiofsd's --socket-path, or "fd=N": a connected socket handed to us
 };
 
 class Fs : public Device {

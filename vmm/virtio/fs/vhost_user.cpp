@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/inherited_fd.h"
+
 namespace husk::virtio {
 namespace {
 
@@ -39,17 +41,24 @@ struct MemTable {
 }  // namespace
 
 Result<VhostUserClient> VhostUserClient::connect(const std::string& path) {
+  VhostUserClient c;
+  // A backend that stops answering must not hang the VMM forever.
+  timeval tv{10, 0};
+  if (int n; is_fd_spec(path, &n)) {
+    auto fd = take_inherited_fd(n);
+    if (!fd) return fd.error().wrap("vhost-user backend: ");
+    c.fd_ = std::move(fd.value());
+    ::setsockopt(c.fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return c;
+  }
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof a.sun_path)
     return make_error("vhost-user socket path '%s' is empty or too long", path.c_str());
   std::memcpy(a.sun_path, path.c_str(), path.size());
-  VhostUserClient c;
   c.fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!c.fd_ || ::connect(c.fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
     return make_error("cannot connect to the vhost-user backend at %s: %s", path.c_str(), strerror(errno));
-  // A backend that stops answering must not hang the VMM forever.
-  timeval tv{10, 0};
   ::setsockopt(c.fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return c;
 }
@@ -139,4 +148,5 @@ Status VhostUserClient::set_mem_table(const GuestMemory& mem) {
   return send(kSetMemTable, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&t), len), fds);
 }
 
-}  // namespace husk::virtio
+}  // namespace husk::virtio#include "common/inherited_fd.h"
+

@@ -18,6 +18,7 @@ constexpr uint64_t kVhostUserFProtocolFeatures = 1ull << 30;
 
 class VhostUserClient {
  public:
+  // `socket_path`, or "fd=N": an inherited socket already connected to the backend.
   static Result<VhostUserClient> connect(const std::string& socket_path);
 
   Result<uint64_t> get_features();

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/inherited_fd.h"
 #include "common/sockets.h"
 #include "vmm/virtio/chain_io.h"
 #include "vmm/virtio/rate_limiter.h"
@@ -26,6 +27,16 @@ constexpr size_t kMaxConnectLine = 32;
 Result<std::shared_ptr<Vsock>> Vsock::open(const VsockConfig& cfg) {
   if (cfg.guest_cid <= kHostCid || cfg.guest_cid >= 0xffffffffull)
     return make_error("vsock guest CID %llu is reserved", (unsigned long long)cfg.guest_cid);
+  if (cfg.listen_fd >= 0) {
+    auto fd = take_inherited_fd(cfg.listen_fd);
+    if (!fd) return fd.error().wrap("vsock: ");
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(fd->get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
+      return make_error(ErrorCode::kInvalidArgument, "vsock: fd=%d is not a listening socket", cfg.listen_fd);
+    ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
+    return std::make_shared<Vsock>(std::move(fd.value()), cfg);
+  }
   auto fd = listen_unix(cfg.uds_path, 128, /*nonblocking=*/true);  // replaces a stale socket from an earlier VM
   if (!fd) return make_error("vsock: %s", fd.error().message.c_str());
   return std::make_shared<Vsock>(std::move(fd.value()), cfg);
@@ -34,7 +45,9 @@ Result<std::shared_ptr<Vsock>> Vsock::open(const VsockConfig& cfg) {
 Vsock::Vsock(UniqueFd listener, VsockConfig cfg)
     : listener_(std::move(listener)), cfg_(std::move(cfg)), clock_(monotonic_ns) {}
 
-Vsock::~Vsock() { ::unlink(cfg_.uds_path.c_str()); }
+Vsock::~Vsock() {
+  if (!cfg_.uds_path.empty()) ::unlink(cfg_.uds_path.c_str());
+}
 
 void Vsock::read_config(uint64_t offset, std::span<uint8_t> data) {
   uint8_t cfg[8];
@@ -260,7 +273,7 @@ Status Vsock::on_host_written(uint64_t id, bool ok) {
 
 void Vsock::guest_connect(const Header& h) {
   Key k{h.dst_port, h.src_port};
-  if (conns_.count(k) || connections() >= kMaxConnections || rx_full()) return push_rst(h);
+  if (conns_.count(k) || connections() >= kMaxConnections || rx_full() || cfg_.uds_path.empty()) return push_rst(h);
   // Non-blocking: a unix connect completes at once, or fails with EAGAIN when the listener's
   // backlog is full; it never holds the event loop.
   auto conn = connect_unix(cfg_.uds_path + "_" + std::to_string(h.dst_port), /*nonblocking=*/true);

@@ -28,7 +28,8 @@ namespace husk::virtio {
 
 struct VsockConfig {
   uint64_t guest_cid = 3;
-  std::string uds_path;
+  std::string uds_path;  // empty with listen_fd: guest-initiated streams are refused (RST)
+  int listen_fd = -1;    // an inherited listening unix socket (jailed husk-vmm), instead of uds_path
 };
 
 class Vsock : public Device {

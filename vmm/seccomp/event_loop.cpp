@@ -1,0 +1,55 @@
+// The event-loop thread (husk-vmm's main thread once the VM is built): virtio queue
+// notifications and the devices' back ends (disk files, taps, vsock streams, entropy), Asio's
+// reactor and timers, host signals, and the teardown after the loop.
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "vmm/seccomp/filters.h"
+
+namespace husk::vmm_seccomp {
+
+using seccomp::Arg;
+using seccomp::ioctl_rule;
+using seccomp::Rule;
+
+const std::vector<Rule>& event_loop_rules() {
+  static const std::vector<Rule> rules = {
+      {SCMP_SYS(epoll_wait), {}, "Asio's reactor waits"},
+      {SCMP_SYS(epoll_pwait), {}, "Asio's reactor waits (glibc's epoll_wait)"},
+      {SCMP_SYS(epoll_ctl), {}, "Asio registers and re-arms descriptors"},
+      {SCMP_SYS(timerfd_settime), {}, "Asio's timers: rate-limiter retries, vsock deadlines"},
+      {SCMP_SYS(readv), {}, "tap frames in, Asio descriptor reads"},
+      {SCMP_SYS(writev), {}, "tap frames out, Asio descriptor writes"},
+      {SCMP_SYS(pread64), {}, "virtio-blk reads"},
+      {SCMP_SYS(pwrite64), {}, "virtio-blk writes, the console file"},
+      {SCMP_SYS(preadv), {}, "virtio-blk scattered reads"},
+      {SCMP_SYS(pwritev), {}, "virtio-blk scattered writes"},
+      {SCMP_SYS(fdatasync), {}, "virtio-blk flush"},
+      {SCMP_SYS(ftruncate), {}, "the bounded console file"},
+      {SCMP_SYS(getrandom), {}, "virtio-rng"},
+      {SCMP_SYS(accept4), {}, "host connections to the vsock socket"},
+      {SCMP_SYS(socket), {Arg{0, SCMP_CMP_EQ, AF_UNIX}}, "guest-initiated vsock streams: unix sockets only"},
+      {SCMP_SYS(connect), {}, "guest-initiated vsock streams to PATH_<port>"},
+      {SCMP_SYS(recvfrom), {}, "vsock stream data"},
+      {SCMP_SYS(recvmsg), {}, "Asio socket reads"},
+      {SCMP_SYS(sendto), {}, "vsock stream data"},
+      {SCMP_SYS(sendmsg), {}, "Asio socket writes; vhost-user messages"},
+      {SCMP_SYS(shutdown), {}, "vsock half-close"},
+      {SCMP_SYS(getsockopt), {}, "Asio reading a connect's result"},
+      {SCMP_SYS(setsockopt), {}, "socket buffer sizes"},
+      ioctl_rule(FIONBIO, "Asio makes descriptors non-blocking"),
+      {SCMP_SYS(fcntl), {}, "non-blocking flags on accepted and connected sockets"},
+      {SCMP_SYS(dup), {}, "handing a listener to Asio"},
+      {SCMP_SYS(tgkill), {}, "kicking vCPUs out of KVM_RUN when the VM stops"},
+      {SCMP_SYS(getpid), {}, "tgkill and Asio's signal handling need the process id"},
+      {SCMP_SYS(gettid), {}, "the C++ runtime naming the current thread"},
+      {SCMP_SYS(rt_sigaction), {}, "Asio restoring signal dispositions as the loop ends"},
+      {SCMP_SYS(sched_yield), {}, "lock back-off in the C++ runtime"},
+      {SCMP_SYS(nanosleep), {}, "short waits at teardown"},
+      {SCMP_SYS(clock_nanosleep), {}, "short waits at teardown"},
+  };
+  return rules;
+}
+
+}  // namespace husk::vmm_seccomp
