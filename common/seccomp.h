@@ -52,10 +52,16 @@ class Program {
 
  private:
   friend Result<Program> compile(const std::vector<Rule>&, Mode);
+  friend Result<Program> compile_denylist(const std::vector<Rule>&, int);
+  friend Result<Program> export_bpf(void* ctx);
   std::vector<sock_filter> code_;
 };
 
 Result<Program> compile(const std::vector<Rule>& rules, Mode mode);
+
+// The other way round, for a process whose needs are wide (the shim, and through exec every
+// helper it starts): everything is allowed but `denied`, which fails with `err`.
+Result<Program> compile_denylist(const std::vector<Rule>& denied, int err);
 
 // Concatenates lists (a thread kind's own rules plus rules shared by every kind).
 std::vector<Rule> join(std::initializer_list<const std::vector<Rule>*> lists);

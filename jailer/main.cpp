@@ -1,4 +1,6 @@
 // husk-jailer entry point: parse the jail's description, then jailer::run (jail.h).
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -14,7 +16,8 @@ bool set_limit(husk::jailer::Rlimits& l, const std::string& text) {
   std::string name = text.substr(0, eq);
   char* end = nullptr;
   unsigned long long v = std::strtoull(text.c_str() + eq + 1, &end, 10);
-  if (eq + 1 == text.size() || *end) return false;
+  if (text.substr(eq + 1) == "unlimited") v = RLIM_INFINITY;
+  else if (eq + 1 == text.size() || *end) return false;
   if (name == "nofile") l.nofile = v;
   else if (name == "fsize") l.fsize = v;
   else if (name == "nproc") l.nproc = v;
@@ -46,7 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--fds", s.keep_fds, "Hand descriptors 3 .. 3+N-1 to the helper; every other one is closed");
   app.add_option("--env", s.env, "NAME=VALUE: the helper's whole environment (repeatable; default empty)");
   std::vector<std::string> limits;
-  app.add_option("--rlimit", limits, "nofile=N, fsize=BYTES, nproc=N, core=BYTES (defaults 1024, 64 MiB, 64, 0)");
+  app.add_option("--rlimit", limits, "nofile=N, fsize=BYTES, nproc=N, core=BYTES, or NAME=unlimited (defaults 1024, 64 MiB, 64, 0)");
   // Everything from the helper's path on is the helper's: -- HELPER [ARGS...].
   app.prefix_command();
   app.footer("usage: husk-jailer [OPTIONS] -- HELPER [ARGS...]");

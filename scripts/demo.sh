@@ -58,7 +58,7 @@ echo "== the same through containerd: ctr run --runtime io.containerd.husk.v2"
 CTD_DIR=$(mktemp -d /tmp/demo-ctd-XXXXXX) CTD_SHIM_DIR=$HUSK_SHIM_DIR
 trap ctd_cleanup EXIT
 cat >"$CTD_DIR/shim.json" <<J
-{"mode": "vm", "vmm": "$HUSK_VMM", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_ROOT/images/agent-initramfs.cpio",
+{"mode": "vm", "vmm": "$HUSK_VMM", "jailer": "$HUSK_JAILER", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_ROOT/images/agent-initramfs.cpio",
  "vcpus": 1, "memory_mib": 256, "agent_timeout_ms": 120000, "log_level": "debug", "state_dir": "$CTD_DIR/run"}
 J
 echo "+ containerd (private root and socket), containerd-shim-husk-v2 on its PATH, a shim config naming the kernel and agent initramfs"

@@ -31,7 +31,8 @@ Result<Config> load_config(const std::string& given) {
     auto j = nlohmann::json::parse(ss.str());
     static const char* known[] = {"mode", "vmm", "kernel", "initramfs", "virtiofsd", "agent", "log_level",
                                   "vcpus", "memory_mib", "agent_timeout_ms", "state_dir", "console",
-                                  "console_limit", "max_vcpus", "max_memory_mib"};
+                                  "console_limit", "max_vcpus", "max_memory_mib", "jail", "jailer", "jail_uid_min",
+                                  "jail_uid_count", "jail_memory_overhead_mib", "vmm_seccomp", "vmm_args"};
     for (const auto& [k, v] : j.items())
       if (std::find(std::begin(known), std::end(known), k) == std::end(known))
         return make_error("shim config %s: unknown field \"%s\"", path.c_str(), k.c_str());
@@ -56,6 +57,13 @@ Result<Config> load_config(const std::string& given) {
     if (j.contains("console_limit")) c.console_limit = j.at("console_limit").get<uint64_t>();
     num("max_vcpus", &c.max_vcpus);
     num("max_memory_mib", &c.max_memory_mib);
+    if (j.contains("jail")) c.jail = j.at("jail").get<bool>();
+    str("jailer", &c.jailer);
+    num("jail_uid_min", &c.jail_uid_min);
+    num("jail_uid_count", &c.jail_uid_count);
+    num("jail_memory_overhead_mib", &c.jail_memory_overhead_mib);
+    str("vmm_seccomp", &c.vmm_seccomp);
+    if (j.contains("vmm_args")) c.vmm_args = j.at("vmm_args").get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     return make_error("shim config %s: %s", path.c_str(), e.what());
   }
@@ -63,6 +71,10 @@ Result<Config> load_config(const std::string& given) {
   if (c.state_dir.empty() || c.state_dir[0] != '/' || c.state_dir.size() > 60)
     return make_error("shim config %s: state_dir must be an absolute path of at most 60 characters (sockets live under it)", path.c_str());
   if (c.console != "file" && c.console != "off") return make_error("shim config %s: console must be \"file\" or \"off\"", path.c_str());
+  if (c.vmm_seccomp != "kill" && c.vmm_seccomp != "log" && c.vmm_seccomp != "off")
+    return make_error("shim config %s: vmm_seccomp must be \"kill\", \"log\" or \"off\"", path.c_str());
+  if (c.jail_uid_min < 1000 || c.jail_uid_count == 0 || uint64_t{c.jail_uid_min} + c.jail_uid_count > 0xfffffffeull)
+    return make_error("shim config %s: jail_uid_min must be at least 1000 and the range must fit below 2^32-1", path.c_str());
   if (c.console_limit < 4096) return make_error("shim config %s: console_limit must be at least 4096 bytes", path.c_str());
   if (c.max_vcpus == 0) c.max_vcpus = static_cast<unsigned>(std::clamp<long>(sysconf(_SC_NPROCESSORS_ONLN), 1, 64));
   if (c.max_memory_mib == 0)
@@ -147,6 +159,19 @@ Result<Config> size_for(Config c, const nlohmann::json& spec) {
   } else if (limit > 0) {
     uint64_t want = c.memory_mib + std::min<uint64_t>((limit + (1 << 20) - 1) >> 20, max_mib);
     c.memory_mib = static_cast<unsigned>(std::min(want, std::max<uint64_t>(c.memory_mib, max_mib)));
+  }
+  // A cgroupfs path (not systemd's "slice:prefix:name"), without . or .. components.
+  if (spec.is_object() && spec.contains("linux") && spec.at("linux").is_object() && spec.at("linux").contains("cgroupsPath") &&
+      spec.at("linux").at("cgroupsPath").is_string()) {
+    std::string p = spec.at("linux").at("cgroupsPath").get<std::string>();
+    bool ok = p.size() > 1 && p.size() < 512 && p[0] == '/' && p.find(':') == std::string::npos;
+    for (size_t i = 0; ok && i < p.size();) {
+      size_t j = p.find('/', i + 1);
+      std::string part = p.substr(i + 1, j == std::string::npos ? std::string::npos : j - i - 1);
+      ok = !part.empty() && part != "." && part != "..";
+      i = j == std::string::npos ? p.size() : j;
+    }
+    if (ok) c.cgroup_path = p;
   }
   return c;
 }

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -35,6 +36,23 @@ struct Config {
   // default_maxvcpus / default_maxmemory); 0 in the file means this host's CPUs / memory.
   unsigned max_vcpus = 0;
   unsigned max_memory_mib = 0;
+  // The jail (shim/jail.h): husk-vmm and virtiofsd started through husk-jailer, each sandbox's
+  // VMM as its own uid from [jail_uid_min, jail_uid_min + jail_uid_count), all in one cgroup
+  // per sandbox limited to the VM's size plus jail_memory_overhead_mib. "jail": false starts
+  // them as plain root processes, with a warning: for debugging only.
+  bool jail = true;
+  std::string jailer = "/usr/local/bin/husk-jailer";
+  unsigned jail_uid_min = 200000;
+  unsigned jail_uid_count = 10000;
+  unsigned jail_memory_overhead_mib = 128;
+  // husk-vmm's seccomp filters: "kill" (default), "log" (--seccomp-log) or "off".
+  std::string vmm_seccomp = "kill";
+  // Extra husk-vmm arguments (debugging; the tests' --test-forbidden-syscall).
+  std::vector<std::string> vmm_args;
+  // Not from the file: the sandbox's cgroup, from its first container's linux.cgroupsPath when
+  // that is a cgroupfs path (containerd's "/<namespace>/<id>", CRI's pod cgroup); else
+  // husk/<sandbox hash> (size_for fills it).
+  std::string cgroup_path;
 };
 
 // Reads `path` (or the default locations when empty); a missing default file means defaults.

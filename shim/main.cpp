@@ -25,6 +25,7 @@
 #include "shim/config.h"
 #include "shim/events.h"
 #include "shim/sandbox.h"
+#include "shim/seccomp_filter.h"
 #include "shim/task_service.h"
 #include "shim/ttrpc/server.h"
 
@@ -155,6 +156,11 @@ int serve(const Args& a) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   log::set_program("containerd-shim-husk-v2");
   if (!a.get("debug").empty()) log::set_level(log::Level::kDebug);
+  // Before any thread exists, so every thread (and every helper, through exec) has it.
+  if (auto s = shim::install_shim_filter(); !s) {
+    LOG_ERROR("seccomp: %s", s.error().message.c_str());
+    return 1;
+  }
   std::string ttrpc_address = getenv("TTRPC_ADDRESS") ? getenv("TTRPC_ADDRESS") : "";
   if (ttrpc_address.rfind("unix://", 0) == 0) ttrpc_address = ttrpc_address.substr(7);
   shim::Publisher events(ttrpc_address, a.get("namespace"));

@@ -20,7 +20,9 @@
 #include "common/log.h"
 #include "guest-agent/client/connect.h"
 #include "proto/agent.grpc.pb.h"
+#include "shim/jail.h"
 #include "shim/share.h"
+#include "common/sockets.h"
 
 extern char** environ;
 
@@ -30,23 +32,44 @@ namespace {
 constexpr const char* kPidsFile = "husk-pids";
 constexpr const char* kPointerFile = "husk-sandbox";  // in each bundle: the sandbox directory
 
-Result<pid_t> spawn(const std::vector<std::string>& argv, const std::string& log) {
+// Starts `argv` with stdin /dev/null, stdout and stderr appended to `log`, descriptors `fds`
+// as 3, 4, ... and nothing else of ours (containerd's connections, other sandboxes' sockets),
+// whether or not every fd we hold is close-on-exec.
+Result<pid_t> spawn(const std::vector<std::string>& argv, const std::string& log, const std::vector<int>& fds = {}) {
+  // Each handed-over fd is first copied above every target number, so one dup2 cannot
+  // overwrite a source another still needs.
+  std::vector<UniqueFd> high;
+  for (int fd : fds) {
+    high.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 100 + static_cast<int>(fds.size())));
+    if (!high.back()) return make_error("dup: %s", strerror(errno));
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  // A helper gets stdio and nothing else of ours (containerd's connections, other sandboxes'
-  // sockets), whether or not every fd we hold is close-on-exec.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  for (size_t i = 0; i < high.size(); ++i) posix_spawn_file_actions_adddup2(&fa, high[i].get(), 3 + static_cast<int>(i));
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3 + static_cast<int>(fds.size()));
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // A jailed helper gets an empty environment from the jailer; an unjailed one gets ours.
   pid_t pid;
   int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return make_error("starting %s: %s", argv[0].c_str(), strerror(rc));
   return pid;
+}
+
+// How a helper ended, in words: what the shim logs when a sandbox dies under its containers.
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (!WIFSIGNALED(status)) return "stopped";
+  int sig = WTERMSIG(status);
+  if (sig == SIGSYS)
+    return "was killed by SIGSYS: it made a system call outside its seccomp allowlist (a bug, or an exploited device "
+           "model; the host kernel's audit log, type=1326, names the call)";
+  return std::string("was killed by signal ") + std::to_string(sig) + " (" + strsignal(sig) + ")";
 }
 
 void terminate(pid_t pid) {
@@ -95,34 +118,82 @@ class VmSandbox : public Sandbox {
     mark_ = std::chrono::steady_clock::now();
     std::string fs_sock = dir_ + "/virtiofs.sock", vsock = dir_ + "/vsock.sock";
     std::string fs_log = dir_ + "/virtiofsd.log", vmm_log = dir_ + "/vmm.log", console = dir_ + "/console.log";
+    if (c_.jail) {
+      auto jail = Jail::create(c_, dir_);
+      if (!jail) return jail.error().wrap("setting up the jail: ");
+      jail_.emplace(std::move(jail.value()));
+      if (::mkdir((dir_ + "/jail").c_str(), 0700) != 0 && errno != EEXIST) return make_error("mkdir %s/jail: %s", dir_.c_str(), strerror(errno));
+    } else {
+      LOG_WARN("sandbox %s: the jail is off (shim config \"jail\": false): husk-vmm and virtiofsd run as root with every "
+               "capability, in the host's namespaces and the shim's cgroup",
+               dir_.c_str());
+    }
     auto share = Share::create(dir_);
     if (!share) return share.error().wrap("setting up the virtio-fs share: ");
     share_.emplace(std::move(share.value()));
-    // sandbox=chroot keeps virtiofsd in our mount namespace: container roots attached under
-    // the share after it started are visible to the guest at once.
-    auto fsd = spawn({c_.virtiofsd, "--socket-path=" + fs_sock, "-o", "source=" + share_->export_dir(), "-o",
-                      "cache=none", "-o", "sandbox=chroot"}, fs_log);
+    // Every socket is made here, in our own root-only directory, and handed over open: no
+    // helper needs a path into the host, and the shim never connects to a path a helper made.
+    auto fs_listen = listen_unix(fs_sock, 1);
+    if (!fs_listen) return fs_listen.error().wrap("virtio-fs socket: ");
+    auto fs_conn = connect_unix(fs_sock);  // queued until virtiofsd accepts; husk-vmm's end
+    if (!fs_conn) return fs_conn.error().wrap("virtio-fs socket: ");
+    auto vsock_listen = listen_unix(vsock, 128);
+    if (!vsock_listen) return vsock_listen.error().wrap("vsock socket: ");
+    UniqueFd console_fd;
+    if (c_.console != "off") {
+      console_fd.reset(::open(console.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!console_fd) return make_error("console file %s: %s", console.c_str(), strerror(errno));
+    }
+
+    // sandbox=namespace: virtiofsd pivots into the share in mount, pid and network namespaces
+    // of its own (mounts the shim adds to the share later still reach it: the jailer keeps it a
+    // slave of the host's mounts). Unjailed, chroot as before.
+    std::vector<std::string> fsd_args = {"--fd=3", "-o", "source=" + share_->export_dir(), "-o", "cache=none", "-o",
+                                         jail_ ? "sandbox=namespace" : "sandbox=chroot", "--rlimit-nofile=4096"};
+    std::vector<std::string> fsd_cmd = {c_.virtiofsd};
+    fsd_cmd.insert(fsd_cmd.end(), fsd_args.begin(), fsd_args.end());
+    auto fsd = spawn(jail_ ? jail_->virtiofsd_command(fsd_args, 1) : fsd_cmd, fs_log, {fs_listen->get()});
     if (!fsd) return fsd.error();
-    add_helper(*fsd);
-    if (!wait_for_socket(fs_sock, 5000, *fsd)) return make_error("virtiofsd did not start: %s", log_tail(fs_log).c_str());
-    // virtiofsd makes its socket with its own mode: owner only, like every socket of ours.
-    if (chmod(fs_sock.c_str(), 0600) != 0) return make_error("chmod %s: %s", fs_sock.c_str(), strerror(errno));
+    add_helper(*fsd, "virtiofsd");
+    fs_listen->reset();
     phase("virtiofsd");
+
     // The guest's console goes to a bounded file (the newest output is kept: a failure's reason
     // is at the end), or nowhere; husk-vmm's own messages go to vmm.log.
-    auto vmm = spawn({c_.vmm, "--kernel", c_.kernel, "--initrd", c_.initramfs, "--vcpus", std::to_string(c_.vcpus),
-                      "--mem", std::to_string(c_.memory_mib), "--vsock", "3," + vsock, "--fs", std::string(kShareTag) + "," + fs_sock,
-                      "--console", c_.console == "off" ? "none" : console, "--console-limit",
-                      std::to_string(c_.console_limit)},
-                     vmm_log);
+    bool jailed = jail_.has_value();
+    std::vector<std::string> vmm_args = {"--kernel", jailed ? "/vmlinux" : c_.kernel, "--initrd", jailed ? "/initrd" : c_.initramfs,
+                                         "--vcpus", std::to_string(c_.vcpus), "--mem", std::to_string(c_.memory_mib),
+                                         "--fs", std::string(kShareTag) + ",fd=3", "--vsock", "3,fd=4",
+                                         "--console", console_fd ? "fd=5" : "none", "--console-limit", std::to_string(c_.console_limit)};
+    if (c_.vmm_seccomp == "log") vmm_args.push_back("--seccomp-log");
+    if (c_.vmm_seccomp == "off") vmm_args.push_back("--no-seccomp");
+    vmm_args.insert(vmm_args.end(), c_.vmm_args.begin(), c_.vmm_args.end());
+    std::vector<int> fds = {fs_conn->get(), vsock_listen->get()};
+    if (console_fd) fds.push_back(console_fd.get());
+    std::vector<std::string> vmm_cmd = {c_.vmm};
+    vmm_cmd.insert(vmm_cmd.end(), vmm_args.begin(), vmm_args.end());
+    auto vmm = spawn(jailed ? jail_->vmm_command(vmm_args, static_cast<unsigned>(fds.size())) : vmm_cmd, vmm_log, fds);
     if (!vmm) return vmm.error();
-    add_helper(*vmm);
-    if (!wait_for_socket(vsock, 5000, *vmm)) return make_error("husk-vmm did not start: %s", log_tail(vmm_log).c_str());
+    add_helper(*vmm, "husk-vmm");
+    fs_conn->reset();
+    vsock_listen->reset();
+    console_fd.reset();
     phase("vmm");
-    auto ch = agent_client::connect("hvsock:" + vsock + ":1024", std::chrono::milliseconds(c_.agent_timeout_ms));
+    // The agent answers once the guest booted; attempts are short so a helper that died is
+    // noticed at once instead of at the deadline.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms);
+    Result<std::shared_ptr<grpc::Channel>> ch = make_error("timed out");
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      ch = agent_client::connect("hvsock:" + vsock + ":1024", std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(3000)));
+      if (ch || left.count() <= 3000) break;
+      if (auto dead = failure(); !dead.empty())
+        return make_error("%s; VMM log: %s; virtiofsd log: %s; guest console: %s", dead.c_str(), log_tail(vmm_log).c_str(),
+                          log_tail(fs_log).c_str(), log_tail(console).c_str());
+    }
     if (!ch)
-      return make_error("%s; VMM log: %s; guest console: %s", ch.error().message.c_str(), log_tail(vmm_log).c_str(),
-                        log_tail(console).c_str());
+      return make_error("%s; VMM log: %s; virtiofsd log: %s; guest console: %s", ch.error().message.c_str(),
+                        log_tail(vmm_log).c_str(), log_tail(fs_log).c_str(), log_tail(console).c_str());
     channel_ = *ch;
     phase("boot+agent");
     // The share is mounted once for the sandbox; every container's root is a directory in it.
@@ -155,11 +226,14 @@ class VmSandbox : public Sandbox {
   void stop() override {
     channel_.reset();
     stop_helpers();  // virtiofsd lets go of the share
+    if (jail_) jail_->release();
+    jail_.reset();
     share_.reset();  // detaches every root and the share's layers
     remove_dir(dir_);
   }
 
  private:
+  std::optional<Jail> jail_;
   std::optional<Share> share_;
 };
 
@@ -173,7 +247,7 @@ class HostSandbox : public Sandbox {
     auto pid = spawn({c_.agent, "--listen", "unix:" + sock, "--state-dir", dir_ + "/agent-state", "--cgroup-parent",
                       "/husk-shim", "--ignore-missing-controllers", "--log-level", c_.log_level}, log);
     if (!pid) return pid.error();
-    add_helper(*pid);
+    add_helper(*pid, "husk-agent");
     if (!wait_for_socket(sock, c_.agent_timeout_ms, *pid)) return make_error("husk-agent did not listen: %s", log_tail(log).c_str());
     auto ch = agent_client::connect("unix:" + sock, std::chrono::milliseconds(c_.agent_timeout_ms));
     if (!ch) return ch.error();
@@ -231,13 +305,15 @@ void Sandbox::cleanup_after_crash(const std::string& bundle, const std::string& 
   unlink((dir + "/" + kPidsFile).c_str());
   // Other containers of the pod may still have roots in the share: their deletes finish it.
   Share::cleanup(dir, id);
+  Jail::cleanup(dir);
   remove_dir(dir);
 }
 
 Sandbox::~Sandbox() { stop(); }
 
-void Sandbox::add_helper(pid_t pid) {
-  helpers_.push_back(pid);
+void Sandbox::add_helper(pid_t pid, const char* name) {
+  std::lock_guard lk(helpers_mu_);
+  helpers_.push_back(Helper{pid, name, false, ""});
   UniqueFd f(open((dir_ + "/" + kPidsFile).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
   std::string line = std::to_string(pid) + "\n";
   if (f) (void)!::write(f.get(), line.data(), line.size());
@@ -245,7 +321,9 @@ void Sandbox::add_helper(pid_t pid) {
 
 void Sandbox::stop_helpers() {
   // SIGTERM first: a host agent removes its containers before exiting.
-  for (auto it = helpers_.rbegin(); it != helpers_.rend(); ++it) terminate(*it);
+  std::lock_guard lk(helpers_mu_);
+  for (auto it = helpers_.rbegin(); it != helpers_.rend(); ++it)
+    if (!it->exited) terminate(it->pid);
   helpers_.clear();
   unlink((dir_ + "/" + kPidsFile).c_str());
 }
@@ -254,6 +332,19 @@ void Sandbox::stop() {
   channel_.reset();
   stop_helpers();
   remove_dir(dir_);
+}
+
+std::string Sandbox::failure() {
+  std::lock_guard lk(helpers_mu_);
+  for (auto& h : helpers_) {
+    int status = 0;
+    if (!h.exited && ::waitpid(h.pid, &status, WNOHANG) == h.pid) {
+      h.exited = true;
+      h.how = h.name + " (pid " + std::to_string(h.pid) + ") " + describe_exit(status);
+    }
+    if (h.exited) return h.how;
+  }
+  return "";
 }
 
 void Sandbox::phase(const char* name) {

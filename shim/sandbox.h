@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ class Sandbox {
   // it uses; SIGTERM, then SIGKILL after a grace period) and removes the directory.
   virtual void stop();
   const std::string& dir() const { return dir_; }
+  // Empty while every helper runs; else which one ended and how ("husk-vmm (pid 12) was killed
+  // by SIGSYS: ..."): why the agent went away under the containers.
+  std::string failure();
   // How long start()'s phases took ("virtiofsd 2.1 ms, vmm 4.0 ms, boot+agent 812.3 ms"),
   // for the shim's debug log and bench/shim_start.sh.
   const std::string& timings() const { return timings_; }
@@ -55,7 +59,7 @@ class Sandbox {
  protected:
   Sandbox(Config c, std::string dir) : c_(std::move(c)), dir_(std::move(dir)) {}
   // Records a started helper (also in <dir>/husk-pids, for `delete` after a crash).
-  void add_helper(pid_t pid);
+  void add_helper(pid_t pid, const char* name);
   // Removes the directory (what the shim made in it) unless a container root is still there.
   static void remove_dir(const std::string& dir);
   void stop_helpers();
@@ -63,7 +67,14 @@ class Sandbox {
   Config c_;
   std::string dir_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::vector<pid_t> helpers_;
+  struct Helper {
+    pid_t pid;
+    std::string name;
+    bool exited = false;
+    std::string how;  // how it ended, once it did
+  };
+  std::mutex helpers_mu_;
+  std::vector<Helper> helpers_;
   std::string timings_;
   std::chrono::steady_clock::time_point mark_ = std::chrono::steady_clock::now();
 };

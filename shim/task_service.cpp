@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
 #include <cstring>
 
 #include "common/ids.h"
@@ -193,6 +194,23 @@ void TaskService::forget_task(const std::string& id, bool detach) {
 }
 
 void TaskService::on_exit(Process& p, Process::Exit e) {
+  if (e.status == 255) {
+    // 255 is also what we report when the agent went away: if a helper of the sandbox died,
+    // say which and how (the VMM killed by its seccomp filter, say), where containerd's log
+    // shows it. The helper's exit trails the closed connection by moments.
+    std::shared_ptr<Sandbox> sb;
+    {
+      std::lock_guard lk(mu_);
+      sb = sandbox_;
+    }
+    for (int i = 0; sb && i < 40; ++i) {
+      if (auto why = sb->failure(); !why.empty()) {
+        LOG_ERROR("task %s (process %s): the sandbox died under it: %s", p.spec().container_id.c_str(), p.name().c_str(), why.c_str());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
   ev::TaskExit x;
   x.set_container_id(p.spec().container_id);
   x.set_id(p.name());

@@ -5,8 +5,8 @@
 # (needs a KVM that boots Linux: run it through tests/testhost/run.sh); MODE host runs
 # husk-agent on the host. Every check prints PASS/FAIL; any FAIL fails the script.
 # usage: containerd_test.sh vm|host [SECTION...]
-#   sections: run task kill events restart pod config hostile perms leaks (default: all; hostile
-#   runs in a VM only).
+#   sections: run task kill events restart pod config hostile perms jail leaks (default: all;
+#   hostile and jail run in a VM only).
 # env: HUSK_LEAK_RUNS="SEQUENTIAL PARALLEL" (default "20 5"), HUSK_SHIM_DIR
 #      (containerd-shim-husk-v2), HUSK_VMM, HUSK_KERNEL, HUSK_AGENT_INITRD, HUSK_AGENT, HUSK_VIRTIOFSD, HUSK_OCI_IMAGE (or HUSK_TEST_ROOTFS to build it),
 #      HUSK_RUNC_NO_PIVOT=1 where the root is an initramfs (the test host)
@@ -14,7 +14,7 @@ set -uo pipefail
 . "$(dirname "$0")/../../scripts/lib/containerd.sh"
 mode=${1:?usage: containerd_test.sh vm|host [SECTION...]}
 shift
-sections=" ${*:-run task kill events restart pod config hostile perms leaks} "
+sections=" ${*:-run task kill events restart pod config hostile perms jail leaks} "
 want() { [[ $sections == *" $1 "* ]]; }
 read -r seq_runs par_runs <<<"${HUSK_LEAK_RUNS:-20 5}"
 D=$(mktemp -d /tmp/husk-ctd-XXXXXX)
@@ -28,7 +28,7 @@ check_match() {  # check_match NAME REGEX ACTUAL
 }
 if [ "$mode" = vm ]; then
   cat >"$D/shim.json" <<J
-{"mode": "vm", "state_dir": "$D/run", "vmm": "$HUSK_VMM", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_AGENT_INITRD",
+{"mode": "vm", "state_dir": "$D/run", "vmm": "$HUSK_VMM", "jailer": "$HUSK_JAILER", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_AGENT_INITRD",
  "virtiofsd": "${HUSK_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}", "vcpus": 1, "memory_mib": 256, "max_vcpus": 8, "agent_timeout_ms": 120000}
 J
 else
@@ -248,7 +248,73 @@ check "perms: no helper holds a socket of the shim's (containerd's connections, 
 ctr task kill -s KILL perm1; wait_state perm1 STOPPED; ctr task rm perm1 >/dev/null; ctr c rm perm1
 fi
 
-# 10. sequential and parallel runs leave nothing behind
+# 10. the jail: every sandbox's husk-vmm unprivileged, capability-less, seccomp-filtered, alone
+# in its namespaces and root, with virtiofsd in the sandbox's cgroup; a VMM that breaks its
+# seccomp filter dies, its task exits and containerd's log says why.
+if want jail && [ "$mode" = vm ]; then
+ctr run -d "${rt[@]}" $img jl1 sh -c 'while :; do sleep 0.1; done' >/dev/null
+wait_state jl1 RUNNING
+sb=$(ls -d "$D"/run/*/ 2>/dev/null | head -1)
+vmm_of() {  # vmm_of SANDBOX_DIR: the pid of husk-vmm, the child of that sandbox's jailer
+  local j
+  j=$(pids_of "husk-jailer .*--root ${1}jail " | head -1)
+  [ -n "$j" ] && awk '{print $1}' "/proc/$j/task/$j/children"
+}
+vmm=$(vmm_of "$sb")
+check "jail: husk-vmm runs under husk-jailer" husk-vmm "$(tr '\0' '\n' <"/proc/$vmm/cmdline" 2>/dev/null | head -1)"
+# Our threads: the kernel may add workers of its own to a KVM process (kvm-nx-lpage-recovery).
+ours=$(for t in /proc/"$vmm"/task/*; do [ "$(cat "$t/comm" 2>/dev/null)" = husk-vmm ] && echo "$t"; done)
+statuses=$(for t in $ours; do cat "$t/status"; done 2>/dev/null)
+threads=$(wc -w <<<"$ours")
+check "jail: husk-vmm has its vCPU thread and event loop" 1 "$([ "$threads" -ge 2 ] && echo 1)"
+check "jail: every thread seccomp-filtered (Seccomp: 2)" "$threads" "$(grep -cE '^Seccomp:\s+2$' <<<"$statuses")"
+check "jail: every thread NoNewPrivs: 1" "$threads" "$(grep -cE '^NoNewPrivs:\s+1$' <<<"$statuses")"
+check "jail: every capability set empty in every thread" "$((threads * 5))" "$(grep -cE '^Cap(Inh|Prm|Eff|Bnd|Amb):\s+0+$' <<<"$statuses")"
+uid=$(awk '/^Uid:/ {print $2; exit}' <<<"$statuses")
+check "jail: an unprivileged uid from the range" 1 "$([ "${uid:-0}" -ge 200000 ] && [ "$uid" -lt 210000 ] && echo 1)"
+check "jail: real, effective, saved and fs uid and gid all the jail's" "$threads" \
+  "$(grep -cE "^(Uid|Gid):\s+$uid\s+$uid\s+$uid\s+$uid$" <<<"$statuses" | awk -v t="$threads" '{print $1 / 2}')"
+check "jail: no supplementary groups" "" "$(awk '/^Groups:/ {print $2}' <<<"$statuses" | sort -u)"
+check "jail: its root holds only the kernel, initramfs and devices" "dev initrd vmlinux" "$(ls "/proc/$vmm/root/" 2>/dev/null | xargs)"
+check "jail: its devices" "kvm urandom" "$(ls "/proc/$vmm/root/dev" 2>/dev/null | xargs)"
+check "jail: an empty environment" 0 "$(wc -c <"/proc/$vmm/environ" 2>/dev/null)"
+shared_ns=0
+for ns in mnt pid net ipc uts; do [ "$(readlink "/proc/$vmm/ns/$ns")" = "$(readlink /proc/self/ns/$ns)" ] && shared_ns=$((shared_ns + 1)); done
+check "jail: new mount, pid, net, ipc and uts namespaces" 0 "$shared_ns"
+check "jail: pid 1 of its pid namespace" 1 "$(awk '/^NSpid:/ {print $NF}' "/proc/$vmm/status")"
+check "jail: descriptor limit" 2048 "$(awk '/^Max open files/ {print $4}' "/proc/$vmm/limits")"
+check "jail: no core files" 0 "$(awk '/^Max core file size/ {print $5}' "/proc/$vmm/limits")"
+check "jail: no host file open but its log and console" "" \
+  "$(for f in /proc/$vmm/fd/*; do readlink "$f"; done | grep '^/' | grep -vE "^(/dev/null|${sb}vmm.log|${sb}console.log|/dev/kvm|/dev/urandom)$")"
+cg=$(sed -n 's/^0:://p' "/proc/$vmm/cgroup")
+check "jail: in the sandbox's cgroup (the container's cgroupsPath)" "/$CONTAINERD_NAMESPACE/jl1" "$cg"
+check "jail: memory.max = guest RAM + overhead" $(((256 + 128) << 20)) "$(cat "/sys/fs/cgroup$cg/memory.max" 2>/dev/null)"
+check "jail: cpu.max = vCPUs + 1" "200000 100000" "$(cat "/sys/fs/cgroup$cg/cpu.max" 2>/dev/null)"
+fsd=$(pids_of "virtiofsd .*source=${sb}shared" | head -1)
+check "jail: virtiofsd in the same cgroup" "$cg" "$(sed -n 's/^0:://p' "/proc/$fsd/cgroup" 2>/dev/null)"
+check "jail: virtiofsd in its own network namespace" 1 "$([ "$(readlink "/proc/$fsd/ns/net")" != "$(readlink /proc/self/ns/net)" ] && echo 1)"
+check "jail: virtiofsd's environment empty" 0 "$(wc -c <"/proc/$fsd/environ" 2>/dev/null)"
+check "jail: the container still works" jail-ok "$(ctr task exec --exec-id je jl1 echo jail-ok)"
+ctr task kill -s KILL jl1; wait_state jl1 STOPPED; ctr task rm jl1 >/dev/null; ctr c rm jl1
+wait_until 30 "the sandbox cgroup to go" eval "[ ! -d /sys/fs/cgroup$cg ]"
+check "jail: the sandbox cgroup is removed" "" "$(ls -d "/sys/fs/cgroup$cg" 2>/dev/null)"
+check "jail: the uid is released" "" "$(ls "$D/run/jail-uids" 2>/dev/null)"
+
+sed 's/^{/{"vmm_args": ["--test-forbidden-syscall"], /' "$D/shim.json" >"$D/hook.json"
+ctr run "${rt[@]}" --runtime-config-path "$D/hook.json" $img jl2 sh -c 'while :; do sleep 0.1; done' >/dev/null 2>&1 &
+runner=$!
+wait_state jl2 RUNNING
+sb2=$(ls -d "$D"/run/*/ 2>/dev/null | head -1)
+vmm2=$(vmm_of "$sb2")
+kill -USR2 "$vmm2"  # test hook: vCPU 0 opens /etc/shadow, outside its seccomp allowlist
+wait_bounded 120 "$runner" "ctr run of jl2 to end after its VMM died"
+check "seccomp: the task exits (status 255) when its VMM is killed" 255 "$?"
+check_match "seccomp: containerd's log says the VMM was killed by SIGSYS" "jl2.*husk-vmm .*killed by SIGSYS" "$(grep -a 'sandbox died' "$D/containerd.log")"
+check "seccomp: the killed VMM's jailer is gone" 0 "$(procs "husk-jailer .*--root ${sb2}jail ")"
+ctr task rm jl2 >/dev/null 2>&1; ctr c rm jl2 >/dev/null 2>&1
+fi
+
+# 11. sequential and parallel runs leave nothing behind
 if want leaks; then
 for i in $(seq "$seq_runs"); do ctr run --rm "${rt[@]}" $img q$i true || { echo "FAIL sequential run $i"; fails=$((fails + 1)); }; done
 par=()
@@ -256,9 +322,10 @@ for i in $(seq "$par_runs"); do ctr run --rm "${rt[@]}" $img p$i true & par+=($!
 for p in "${par[@]}"; do wait_bounded 300 "$p" "parallel run (pid $p)"; done
 wait_until 30 "every shim to exit" eval '[ "$(procs "containerd-shim-husk-v2.*-address $D")" = 0 ]' 
 check "no shim left" 0 "$(procs "containerd-shim-husk-v2.*-address $D")"
-check "no VMM, virtiofsd or agent left" 0 "$(procs "$D/run/")"
+check "no jailer, VMM, virtiofsd or agent left" 0 "$(procs "$D/run/")"
+check "no uid left taken" "" "$(ls "$D/run/jail-uids" 2>/dev/null)"
 check "no mounts left" 0 "$(grep -cE " $D/(state|run)" /proc/mounts)"
-check "no sandbox state left" "" "$(ls "$D/run" 2>/dev/null)"
+check "no sandbox state left" "" "$(ls "$D/run" 2>/dev/null | grep -v '^jail-uids$')"
 check "no task state left" "" "$(ls "$D/state/io.containerd.runtime.v2.task/$CONTAINERD_NAMESPACE" 2>/dev/null)"
 check "no FIFOs left" 0 "$(find "$D/state" -type p 2>/dev/null | wc -l)"
 left=0

@@ -6,7 +6,7 @@
 # usage: run.sh [--timeout SEC] [--mem MiB] [--cpus N] [--any-kvm] [--add SRC:DEST]... SCRIPT
 # --any-kvm: the script needs KVM but no Linux guest (husk-vmm --bin): this machine's /dev/kvm
 # will do, PVM included; only without one does it go to the test host.
-# The script sees HUSK_VMM, HUSK_KERNEL, HUSK_INITRD, HUSK_ROOT (and HUSK_IN_TESTHOST=1 inside),
+# The script sees HUSK_VMM, HUSK_JAILER, HUSK_KERNEL, HUSK_INITRD, HUSK_ROOT (and HUSK_IN_TESTHOST=1 inside),
 # our static test tools (images/tools) on its PATH, and prelude.sh's bounded waits.
 # Its stdout/stderr are printed and its exit status is returned. If the test host itself fails
 # (no output marker), exits 125 with a message: a broken test host must fail loudly.
@@ -36,8 +36,8 @@ while [ $# -gt 1 ]; do
 done
 script=${1:?usage: run.sh [options] SCRIPT}
 
-vmm=$build/vmm/husk-vmm kernel=$build/images/vmlinux initrd=$build/images/guest-initramfs.cpio
-for f in "$vmm" "$kernel" "$initrd"; do
+vmm=$build/vmm/husk-vmm jailer=$build/jailer/husk-jailer kernel=$build/images/vmlinux initrd=$build/images/guest-initramfs.cpio
+for f in "$vmm" "$jailer" "$kernel" "$initrd"; do
   [ -e "$f" ] || { echo "testhost: missing $f: build first (cmake --build $build)" >&2; exit 125; }
 done
 
@@ -46,7 +46,7 @@ usable_kvm() { [ "$kind" != none ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 mode=${HUSK_TESTHOST:-auto}
 if [ "$mode" = never ] || { [ "$mode" = auto ] && { [ "$kind" = hardware ] || { [ -n "$any_kvm" ] && usable_kvm; }; }; }; then
   [ "$mode" = never ] || echo "testhost: $(kvm_describe) here, running directly" >&2
-  export HUSK_VMM=$vmm HUSK_KERNEL=$kernel HUSK_INITRD=$initrd HUSK_ROOT=$build
+  export HUSK_VMM=$vmm HUSK_JAILER=$jailer HUSK_KERNEL=$kernel HUSK_INITRD=$initrd HUSK_ROOT=$build
   export PATH=$build/images/tools:$build/guest-agent:$PATH
   full=$(mktemp)
   trap 'rm -f "$full"' EXIT
@@ -65,6 +65,7 @@ install -m 755 "$here/init" "$root/init"
 mkdir -p "$root/lib/modules/husk" "$root/husk/bin" "$root/husk/images" "$root/husk/run"
 cp "$hostdir"/modules/*.ko "$root/lib/modules/husk/"
 if file_is_static "$vmm"; then cp "$vmm" "$root/husk/bin/"; else copy_with_libs "$vmm" "$root" /husk/bin/husk-vmm; fi
+copy_with_libs "$jailer" "$root" /husk/bin/husk-jailer
 cp -L "$kernel" "$root/husk/images/vmlinux"
 # Our static test tools (husk-vsock-test, ...) are on the test host's PATH too.
 for t in "$build"/images/tools/husk-*; do [ -f "$t" ] && [ -x "$t" ] && cp "$t" "$root/husk/bin/"; done
