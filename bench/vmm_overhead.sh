@@ -40,6 +40,17 @@ while [ "$i" -le "$N" ]; do
   r=$("$CLOCK" --marker '' --log /tmp/h.log -- "$HUSK_VMM" --bin "$FILES/tiny.bin" --mem 128 --console none)
   fr=$(sed -n 's/.*first KVM_RUN at \([0-9]*\) us after exec (\([0-9]*\) us.*/first_run_us=\1 memslot_us=\2/p' /tmp/h.log)
   echo "BENCH vmm=husk run=$i $r $fr"
+  # The same without seccomp filters, and jailed (husk-jailer: cgroup-less here, namespaces,
+  # private root, uid drop) with them: what each costs. Exec is the jailer's for the last.
+  r=$("$CLOCK" --marker '' --log /tmp/h.log -- "$HUSK_VMM" --bin "$FILES/tiny.bin" --mem 128 --console none --no-seccomp)
+  fr=$(sed -n 's/.*first KVM_RUN at \([0-9]*\) us after exec (\([0-9]*\) us.*/first_run_us=\1 memslot_us=\2/p' /tmp/h.log)
+  echo "BENCH vmm=husk-noseccomp run=$i $r $fr"
+  mkdir -p /tmp/bench-jail
+  r=$("$CLOCK" --marker '' --log /tmp/h.log -- "$HUSK_JAILER" --uid 30500 --gid 30500 --root /tmp/bench-jail \
+      --bind "$FILES/tiny.bin:/tiny.bin" --dev /dev/kvm --pass-env HUSK_EXEC_T0_NS -- \
+      "$HUSK_VMM" --bin /tiny.bin --mem 128 --console none)
+  fr=$(sed -n 's/.*first KVM_RUN at \([0-9]*\) us after exec (\([0-9]*\) us.*/first_run_us=\1 memslot_us=\2/p' /tmp/h.log)
+  echo "BENCH vmm=husk-jailed run=$i $r $fr"
   # -cpu qemu64: PVM cannot take -cpu host's IA32_ARCH_CAPABILITIES MSR.
   r=$("$CLOCK" --marker '' --log /tmp/q.log -- "$QEMU" -L "$QEMU_DATA" -M microvm,acpi=off -accel kvm \
       -cpu qemu64 -m 128 -nodefaults -no-user-config -nographic -no-reboot -bios "$FILES/tiny-bios.bin" \
@@ -59,8 +70,8 @@ echo "vmm,run,rc,exit_us,maxrss_kib,first_run_us,memslot_us" >"$out/vmm_overhead
 sed -nE 's/^BENCH vmm=([^ ]+) run=([0-9]+) rc=([0-9]+) marker_us=-?[0-9]+ exit_us=([0-9]+) maxrss_kib=([0-9]+) ?(first_run_us=([0-9]+) memslot_us=([0-9]+))?.*/\1,\2,\3,\4,\5,\7,\8/p' \
   "$work/log" >>"$out/vmm_overhead.csv"
 # husk exits 0 on the reset; QEMU's debug-exit status for 0xfe is (0xfe<<1|1)&0xff = 253.
-if [ "$(awk 'END {print NR}' "$out/vmm_overhead.csv")" -ne $((2 * n + 1)) ] ||
-  awk -F, 'NR>1 && (($1=="husk" && $3!=0) || ($1!="husk" && $3!=253)) {bad=1} END {exit !bad}' "$out/vmm_overhead.csv"; then
+if [ "$(awk 'END {print NR}' "$out/vmm_overhead.csv")" -ne $((4 * n + 1)) ] ||
+  awk -F, 'NR>1 && (($1 ~ /^husk/ && $3!=0) || ($1 !~ /^husk/ && $3!=253)) {bad=1} END {exit !bad}' "$out/vmm_overhead.csv"; then
   echo "vmm overhead: a run did not exit as expected:" >&2; cat "$work/log" >&2; exit 1
 fi
 # pct reads column 3: reshape each column into NAME,x,VALUE first.
@@ -71,6 +82,12 @@ col() { awk -F, -v c="$2" -v v="$1" 'NR==1 {print "vmm,x,v"} NR>1 && $1==v && $c
   printf "  husk-vmm      exec->first KVM_RUN p50 %6.2f ms   exec->exit p50 %6.2f ms   peak RSS p50 %6.2f MiB\n" \
     "$(col husk 6)" "$(col husk 4)" "$(col husk 5 1024)"
   printf "                (of which inside the kernel's KVM_SET_USER_MEMORY_REGION: p50 %.2f ms)\n" "$(col husk 7)"
+  printf "  husk-vmm without seccomp       first KVM_RUN p50 %6.2f ms   exec->exit p50 %6.2f ms\n" "$(col husk-noseccomp 6)" "$(col husk-noseccomp 4)"
+  printf "  husk-jailer + husk-vmm (jail and seccomp) first KVM_RUN p50 %6.2f ms   exec->exit p50 %6.2f ms\n" "$(col husk-jailed 6)" "$(col husk-jailed 4)"
+  printf "  cost: seccomp %+.2f ms to first KVM_RUN; jail + seccomp %+.2f ms to first KVM_RUN, %+.2f ms exec->exit\n" \
+    "$(awk -v a="$(col husk 6)" -v b="$(col husk-noseccomp 6)" 'BEGIN{print a-b}')" \
+    "$(awk -v a="$(col husk-jailed 6)" -v b="$(col husk-noseccomp 6)" 'BEGIN{print a-b}')" \
+    "$(awk -v a="$(col husk-jailed 4)" -v b="$(col husk-noseccomp 4)" 'BEGIN{print a-b}')"
   printf "  qemu-microvm                                   exec->exit p50 %6.2f ms   peak RSS p50 %6.2f MiB\n" \
     "$(col qemu-microvm 4)" "$(col qemu-microvm 5 1024)"
   printf "  ratio husk/qemu: exec->exit %.2f   peak RSS %.2f\n" \

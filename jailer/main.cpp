@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-new-pid", no_new_pid, "Stay in the host's pid namespace (helpers that make their own)");
   app.add_option("--fds", s.keep_fds, "Hand descriptors 3 .. 3+N-1 to the helper; every other one is closed");
   app.add_option("--env", s.env, "NAME=VALUE: the helper's whole environment (repeatable; default empty)");
+  std::vector<std::string> pass_env;
+  app.add_option("--pass-env", pass_env, "NAME: copy this variable from the jailer's environment, if set (benchmarks' clocks)");
   std::vector<std::string> limits;
   app.add_option("--rlimit", limits, "nofile=N, fsize=BYTES, nproc=N, core=BYTES, or NAME=unlimited (defaults 1024, 64 MiB, 64, 0)");
   // Everything from the helper's path on is the helper's: -- HELPER [ARGS...].
@@ -77,6 +79,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "husk-jailer: --rlimit %s: nofile=, fsize=, nproc= or core= and a number\n", l.c_str());
       return 2;
     }
+  for (const auto& name : pass_env)
+    if (const char* v = std::getenv(name.c_str())) s.env.push_back(name + "=" + v);
   if (uid) s.uid = *uid;
   if (gid) s.gid = *gid;
   s.netns = netns == "new" ? "" : netns;

@@ -9,7 +9,7 @@ packages=(
   linux-libc-dev libboost-dev libfdt-dev libcli11-dev libgtest-dev googletest
   # later components: protobuf/gRPC (agent, shim), JSON, seccomp, capabilities
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc nlohmann-json3-dev
-  libseccomp-dev libcap-dev
+  libseccomp-dev libcap-dev libssl-dev
   # the agent's conformance suite and benchmark run the same bundles under runc
   runc
   # the shim's tests: a private containerd, ctr, and the runc shim as the reference
