@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/mounts.h"
 #include "common/unique_fd.h"
 
 namespace husk::jailer {
@@ -54,26 +55,6 @@ void close_from(unsigned from, std::vector<int> keep) {
   ::syscall(SYS_close_range, next, ~0U, 0);
 }
 
-// Makes a recursive bind of / the process's root. rootfs (an initramfs root) refuses
-// pivot_root; a bind of it is an ordinary mount that allows it, for us and for helpers that
-// pivot themselves (virtiofsd's -o sandbox=namespace).
-void enter_root_bind(int err_fd) {
-  if (::mount("/", "/", nullptr, MS_BIND | MS_REC, nullptr) != 0) child_fail(err_fd, "binding / onto itself");
-  if (::chdir("/") != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) child_fail(err_fd, "entering the bind of /");
-}
-
-bool root_is_rootfs() {
-  // The initramfs root is the one mount of type "rootfs".
-  FILE* f = std::fopen("/proc/self/mounts", "re");
-  if (!f) return false;
-  char dev[256], dir[256], type[64];
-  bool found = false;
-  while (std::fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-    if (std::strcmp(dir, "/") == 0) found = std::strcmp(type, "rootfs") == 0;  // the last "/" mount is the root
-  std::fclose(f);
-  return found;
-}
-
 // Everything between fork and exec, in the child (pid 1 of the new pid namespace).
 [[noreturn]] void child(const Spec& s, int exec_fd, int err_fd, int alive_fd) {
   sigset_t all;
@@ -84,7 +65,6 @@ bool root_is_rootfs() {
   // mounts still come in (container roots attached to the share later).
   if (::mount(nullptr, "/", nullptr, MS_REC | (s.root.empty() ? MS_SLAVE : MS_PRIVATE), nullptr) != 0)
     child_fail(err_fd, "making / private");
-  if (s.root.empty() && root_is_rootfs()) enter_root_bind(err_fd);
   if (!s.root.empty()) {
     const std::string& r = s.root;
     if (::mount("tmpfs", r.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64") != 0)
@@ -113,15 +93,17 @@ bool root_is_rootfs() {
     // pivot_root(".", "."): the old root ends up stacked under the new one and is detached
     // at once, with no directory for it in the jail.
     if (::chdir(r.c_str()) != 0) child_fail(err_fd, "chdir " + r);
-    if (::syscall(SYS_pivot_root, ".", ".") != 0) {
-      if (errno != EINVAL) child_fail(err_fd, "pivot_root");
-      // The root is the initramfs (rootfs cannot be pivoted away from: the test host boots
-      // from one): stand on a bind of it, which can, and pivot again.
-      enter_root_bind(err_fd);
-      if (::chdir(r.c_str()) != 0) child_fail(err_fd, "chdir " + r);
-      if (::syscall(SYS_pivot_root, ".", ".") != 0) child_fail(err_fd, "pivot_root");
+    if (::syscall(SYS_pivot_root, ".", ".") == 0) {
+      if (::umount2(".", MNT_DETACH) != 0) child_fail(err_fd, "detaching the old root");
+    } else if (errno == EINVAL && root_is_initramfs()) {
+      // The initramfs cannot be pivoted away from (the test host boots from one): move the
+      // jail over / and chroot, as runc --no-pivot does. The old root stays beneath, out of
+      // reach of a process without capabilities or descriptors into it.
+      if (::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0) child_fail(err_fd, "moving the jail over /");
+      if (::chroot(".") != 0) child_fail(err_fd, "chroot");
+    } else {
+      child_fail(err_fd, "pivot_root");
     }
-    if (::umount2(".", MNT_DETACH) != 0) child_fail(err_fd, "detaching the old root");
     if (::chdir("/") != 0) child_fail(err_fd, "chdir /");
   }
   (void)::sethostname("husk", 4);

@@ -22,6 +22,7 @@
 #include "proto/agent.grpc.pb.h"
 #include "shim/jail.h"
 #include "shim/share.h"
+#include "common/mounts.h"
 #include "common/sockets.h"
 
 extern char** environ;
@@ -147,9 +148,11 @@ class VmSandbox : public Sandbox {
 
     // sandbox=namespace: virtiofsd pivots into the share in mount, pid and network namespaces
     // of its own (mounts the shim adds to the share later still reach it: the jailer keeps it a
-    // slave of the host's mounts). Unjailed, chroot as before.
+    // slave of the host's mounts). Unjailed, or where / is an initramfs (pivot_root refuses to
+    // leave one: the test host), chroot.
+    bool ns_sandbox = jail_ && !root_is_initramfs();
     std::vector<std::string> fsd_args = {"--fd=3", "-o", "source=" + share_->export_dir(), "-o", "cache=none", "-o",
-                                         jail_ ? "sandbox=namespace" : "sandbox=chroot", "--rlimit-nofile=4096"};
+                                         ns_sandbox ? "sandbox=namespace" : "sandbox=chroot", "--rlimit-nofile=4096"};
     std::vector<std::string> fsd_cmd = {c_.virtiofsd};
     fsd_cmd.insert(fsd_cmd.end(), fsd_args.begin(), fsd_args.end());
     auto fsd = spawn(jail_ ? jail_->virtiofsd_command(fsd_args, 1) : fsd_cmd, fs_log, {fs_listen->get()});

@@ -252,7 +252,9 @@ fi
 # in its namespaces and root, with virtiofsd in the sandbox's cgroup; a VMM that breaks its
 # seccomp filter dies, its task exits and containerd's log says why.
 if want jail && [ "$mode" = vm ]; then
-ctr run -d "${rt[@]}" $img jl1 sh -c 'while :; do sleep 0.1; done' >/dev/null
+if ! out=$(ctr run -d "${rt[@]}" $img jl1 sh -c 'while :; do sleep 0.1; done' 2>&1); then
+  check "jail: a jailed sandbox starts" "" "$out"
+else
 wait_state jl1 RUNNING
 sb=$(ls -d "$D"/run/*/ 2>/dev/null | head -1)
 vmm_of() {  # vmm_of SANDBOX_DIR: the pid of husk-vmm, the child of that sandbox's jailer
@@ -312,6 +314,7 @@ check "seccomp: the task exits (status 255) when its VMM is killed" 255 "$?"
 check_match "seccomp: containerd's log says the VMM was killed by SIGSYS" "jl2.*husk-vmm .*killed by SIGSYS" "$(grep -a 'sandbox died' "$D/containerd.log")"
 check "seccomp: the killed VMM's jailer is gone" 0 "$(procs "husk-jailer .*--root ${sb2}jail ")"
 ctr task rm jl2 >/dev/null 2>&1; ctr c rm jl2 >/dev/null 2>&1
+fi
 fi
 
 # 11. sequential and parallel runs leave nothing behind
