@@ -3,6 +3,7 @@
 // reactor and timers, host signals, and the teardown after the loop.
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/socket.h>
 
 #include "vmm/seccomp/filters.h"
@@ -28,6 +29,7 @@ const std::vector<Rule>& event_loop_rules() {
       {SCMP_SYS(fdatasync), {}, "virtio-blk flush"},
       {SCMP_SYS(ftruncate), {}, "the bounded console file"},
       {SCMP_SYS(getrandom), {}, "virtio-rng"},
+      {SCMP_SYS(accept), {}, "host connections to the vsock socket (Asio's acceptor)"},
       {SCMP_SYS(accept4), {}, "host connections to the vsock socket"},
       {SCMP_SYS(socket), {Arg{0, SCMP_CMP_EQ, AF_UNIX}}, "guest-initiated vsock streams: unix sockets only"},
       {SCMP_SYS(connect), {}, "guest-initiated vsock streams to PATH_<port>"},
@@ -39,6 +41,7 @@ const std::vector<Rule>& event_loop_rules() {
       {SCMP_SYS(getsockopt), {}, "Asio reading a connect's result"},
       {SCMP_SYS(setsockopt), {}, "socket buffer sizes"},
       ioctl_rule(FIONBIO, "Asio makes descriptors non-blocking"),
+      ioctl_rule(TCSETS, "restoring the user's terminal mode when the VM ends (--console stdio)"),
       {SCMP_SYS(fcntl), {}, "non-blocking flags on accepted and connected sockets"},
       {SCMP_SYS(dup), {}, "handing a listener to Asio"},
       {SCMP_SYS(tgkill), {}, "kicking vCPUs out of KVM_RUN when the VM stops"},

@@ -19,6 +19,7 @@ const std::vector<Rule>& vcpu_rules() {
       {SCMP_SYS(recvfrom), {}, "vhost-user replies on activation"},
       {SCMP_SYS(dup), {}, "vsock activation hands the listener to the event loop"},
       {SCMP_SYS(epoll_ctl), {}, "Asio waking the event loop when a vCPU posts work to it"},
+      {SCMP_SYS(timerfd_settime), {}, "Asio re-arming its timer when a device scheduled a retry or deadline from a vCPU"},
       {SCMP_SYS(sched_yield), {}, "lock back-off in the C++ runtime"},
       {SCMP_SYS(tgkill), {}, "a stopping VM kicks the other vCPUs out of KVM_RUN"},
       {SCMP_SYS(getpid), {}, "tgkill needs the process id"},
