@@ -18,6 +18,7 @@ if [ ! -e "$conf" ]; then
 {
   "mode": "vm",
   "vmm": "$prefix/bin/husk-vmm",
+  "jailer": "$prefix/bin/husk-jailer",
   "kernel": "$prefix/share/husk/vmlinux",
   "initramfs": "$prefix/share/husk/agent-initramfs.cpio",
   "virtiofsd": "/usr/lib/qemu/virtiofsd",
@@ -32,7 +33,7 @@ else
 fi
 cat <<T
 
-husk is installed. ctr:   ctr run --runtime io.containerd.husk.v2 IMAGE ID CMD...
+husk is installed. Check this host: $prefix/bin/husk check ctr:   ctr run --runtime io.containerd.husk.v2 IMAGE ID CMD...
 CRI (/etc/containerd/config.toml, then restart containerd):
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk]
     runtime_type = "io.containerd.husk.v2"

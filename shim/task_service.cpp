@@ -434,8 +434,12 @@ Reply TaskService::del(const std::string& payload, const ttrpc::CallContext& cc)
   rr.set_container_id(req.id());
   rr.set_force(true);  // a created-but-never-started init is still waiting for START
   v1::Empty e;
-  if (auto s = call->agent->RemoveContainer(agent_ctx(cc).get(), rr, &e); !s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND)
-    return reply(s);
+  if (auto s = call->agent->RemoveContainer(agent_ctx(cc).get(), rr, &e); !s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND) {
+    // A container whose sandbox died (its VMM killed, say) died with it: nothing to remove.
+    std::string dead = call->sandbox ? call->sandbox->failure() : "";
+    if (dead.empty()) return reply(s);
+    LOG_INFO("delete %s: its sandbox is gone (%s)", req.id().c_str(), dead.c_str());
+  }
   forget_task(req.id(), /*detach=*/true);
   LOG_DEBUG("timing %s: delete %.1f ms", req.id().c_str(), ms_since(t0));
   ev::TaskDelete d;

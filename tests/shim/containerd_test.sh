@@ -287,12 +287,12 @@ check "jail: pid 1 of its pid namespace" 1 "$(awk '/^NSpid:/ {print $NF}' "/proc
 check "jail: descriptor limit" 2048 "$(awk '/^Max open files/ {print $4}' "/proc/$vmm/limits")"
 check "jail: no core files" 0 "$(awk '/^Max core file size/ {print $5}' "/proc/$vmm/limits")"
 check "jail: no host file open but its log and console" "" \
-  "$(for f in /proc/$vmm/fd/*; do readlink "$f"; done | grep '^/' | grep -vE "^(/dev/null|${sb}vmm.log|${sb}console.log|/dev/kvm|/dev/urandom)$")"
+  "$(for f in /proc/$vmm/fd/*; do readlink "$f"; done | grep '^/' | grep -vE "^(/dev/null|${sb}vmm.log|${sb}console.log|/dev/kvm|/dev/urandom|/memfd:husk-guest-ram \(deleted\))$")"
 cg=$(sed -n 's/^0:://p' "/proc/$vmm/cgroup")
 check "jail: in the sandbox's cgroup (the container's cgroupsPath)" "/$CONTAINERD_NAMESPACE/jl1" "$cg"
 check "jail: memory.max = guest RAM + overhead" $(((256 + 128) << 20)) "$(cat "/sys/fs/cgroup$cg/memory.max" 2>/dev/null)"
 check "jail: cpu.max = vCPUs + 1" "200000 100000" "$(cat "/sys/fs/cgroup$cg/cpu.max" 2>/dev/null)"
-fsd=$(pids_of "virtiofsd .*source=${sb}shared" | head -1)
+fsd=$(pids_of "^[^ ]*virtiofsd .*source=${sb}shared" | head -1)  # virtiofsd itself, not its jailer
 check "jail: virtiofsd in the same cgroup" "$cg" "$(sed -n 's/^0:://p' "/proc/$fsd/cgroup" 2>/dev/null)"
 check "jail: virtiofsd in its own network namespace" 1 "$([ "$(readlink "/proc/$fsd/ns/net")" != "$(readlink /proc/self/ns/net)" ] && echo 1)"
 check "jail: virtiofsd's environment empty" 0 "$(wc -c <"/proc/$fsd/environ" 2>/dev/null)"
@@ -303,7 +303,7 @@ check "jail: the sandbox cgroup is removed" "" "$(ls -d "/sys/fs/cgroup$cg" 2>/d
 check "jail: the uid is released" "" "$(ls "$D/run/jail-uids" 2>/dev/null)"
 
 sed 's/^{/{"vmm_args": ["--test-forbidden-syscall"], /' "$D/shim.json" >"$D/hook.json"
-ctr run "${rt[@]}" --runtime-config-path "$D/hook.json" $img jl2 sh -c 'while :; do sleep 0.1; done' >/dev/null 2>&1 &
+ctr run "${rt[@]}" --runtime-config-path "$D/hook.json" $img jl2 sh -c 'while :; do sleep 0.1; done' >"$D/jl2.out" 2>&1 &
 runner=$!
 wait_state jl2 RUNNING
 sb2=$(ls -d "$D"/run/*/ 2>/dev/null | head -1)
@@ -311,6 +311,7 @@ vmm2=$(vmm_of "$sb2")
 kill -USR2 "$vmm2"  # test hook: vCPU 0 opens /etc/shadow, outside its seccomp allowlist
 wait_bounded 120 "$runner" "ctr run of jl2 to end after its VMM died"
 check "seccomp: the task exits (status 255) when its VMM is killed" 255 "$?"
+cat "$D/jl2.out"
 check_match "seccomp: containerd's log says the VMM was killed by SIGSYS" "jl2.*husk-vmm .*killed by SIGSYS" "$(grep -a 'sandbox died' "$D/containerd.log")"
 check "seccomp: the killed VMM's jailer is gone" 0 "$(procs "husk-jailer .*--root ${sb2}jail ")"
 ctr task rm jl2 >/dev/null 2>&1; ctr c rm jl2 >/dev/null 2>&1
