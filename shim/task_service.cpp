@@ -24,7 +24,6 @@ using ttrpc::Reply;
 
 namespace {
 
-constexpr const char* kTaskService = "containerd.task.v2.Task";
 
 double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
@@ -69,10 +68,10 @@ TaskService::TaskService(std::string ns, std::string sandbox_id, EventSink* even
 
 TaskService::~TaskService() { teardown(); }
 
-void TaskService::register_with(ttrpc::Server& server) {
+std::map<std::string, ttrpc::Handler> TaskService::handlers() {
+  std::map<std::string, ttrpc::Handler> h;
   auto reg = [&](const char* name, Reply (TaskService::*fn)(const std::string&, const ttrpc::CallContext&)) {
-    server.register_method(kTaskService, name,
-                           [this, fn](const std::string& p, const ttrpc::CallContext& cc) { return (this->*fn)(p, cc); });
+    h[name] = [this, fn](const std::string& p, const ttrpc::CallContext& cc) { return (this->*fn)(p, cc); };
   };
   reg("Create", &TaskService::create);
   reg("Start", &TaskService::start);
@@ -88,13 +87,12 @@ void TaskService::register_with(ttrpc::Server& server) {
   reg("Update", &TaskService::update);
   reg("Connect", &TaskService::connect);
   reg("Shutdown", &TaskService::shutdown);
-  server.register_method(kTaskService, "Pause",
-                         [this](const std::string& p, const ttrpc::CallContext& cc) { return pause(p, cc, true); });
-  server.register_method(kTaskService, "Resume",
-                         [this](const std::string& p, const ttrpc::CallContext& cc) { return pause(p, cc, false); });
-  server.register_method(kTaskService, "Checkpoint", [](const std::string&, const ttrpc::CallContext&) {
+  h["Pause"] = [this](const std::string& p, const ttrpc::CallContext& cc) { return pause(p, cc, true); };
+  h["Resume"] = [this](const std::string& p, const ttrpc::CallContext& cc) { return pause(p, cc, false); };
+  h["Checkpoint"] = [](const std::string&, const ttrpc::CallContext&) {
     return reply(make_error(ErrorCode::kUnimplemented, "husk does not checkpoint containers"));
-  });
+  };
+  return h;
 }
 
 Result<TaskService::Call> TaskService::find(const std::string& id, const std::string& exec_id) {

@@ -42,7 +42,13 @@ class TaskService {
   TaskService(std::string ns, std::string sandbox_id, EventSink* events, std::function<void()> shutdown,
               SandboxFactory factory = default_factory());
   ~TaskService();
-  void register_with(ttrpc::Server& server);
+  // containerd's Task service: method name → handler. register_with puts them on a server
+  // (inline, so this library does not need the server's code: the fuzzer calls handlers()).
+  std::map<std::string, ttrpc::Handler> handlers();
+  void register_with(ttrpc::Server& server) {
+    for (auto& [method, h] : handlers()) server.register_method(kServiceName, method, h);
+  }
+  static constexpr const char* kServiceName = "containerd.task.v2.Task";
 
   static SandboxFactory default_factory();
 
