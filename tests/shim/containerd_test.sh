@@ -49,6 +49,10 @@ rt=(--runtime io.containerd.husk.v2 --snapshotter native)
 runc_rt=(--runtime io.containerd.runc.v2 --snapshotter native ${HUSK_RUNC_NO_PIVOT:+--no-pivot})
 
 state() { ctr task ls | awk -v id="$1" '$1==id {print $3}'; }
+# What the shims keep under state_dir: a directory per sandbox (and jail-uids, the jail's uid
+# locks, which stays).
+run_state() { ls "$D/run" 2>/dev/null | grep -v '^jail-uids$'; }
+sandbox_dir() { ls -d "$D"/run/*/ 2>/dev/null | grep -v '/jail-uids/$' | head -1; }
 state_is() { [ "$(state "$1")" = "$2" ]; }
 wait_state() {  # wait_state ID STATE: a deadline scaled to this machine, then says what it saw
   wait_until 60 "task $1 to be $2" state_is "$1" "$2" || echo "  (task $1 is [$(state "$1")])"
@@ -158,7 +162,7 @@ boot_pod=$(ctr task exec --exec-id b1 pod1 cat /proc/sys/kernel/random/boot_id)
 boot_m1=$(ctr task exec --exec-id b2 m1 cat /proc/sys/kernel/random/boot_id)
 check "pod: same kernel for both" "$boot_pod" "$boot_m1"
 if [ "$mode" = vm ]; then
-  check "pod: one VMM" 1 "$(procs "husk-vmm.*$D/run")"
+  check "pod: one VMM (one jailer starting husk-vmm)" 1 "$(procs "husk-jailer .*--root $D/run/.* -- [^ ]*husk-vmm ")"
   [ "$boot_pod" != "$(cat /proc/sys/kernel/random/boot_id)" ] && echo "PASS pod: runs in a guest" || { echo "FAIL pod: host kernel"; fails=$((fails + 1)); }
 fi
 # A member whose create fails (no such program) leaves the pod running and nothing behind.
@@ -175,7 +179,7 @@ ctr task kill -s KILL pod1; wait_state pod1 STOPPED
 ctr task rm pod1 >/dev/null; ctr c rm pod1
 wait_until 30 "the pod's shim to exit" eval '[ "$(procs "containerd-shim-husk-v2.*-address $D")" = 0 ]'
 check "pod: shim gone with the sandbox" 0 "$(procs "containerd-shim-husk-v2.*-address $D")"
-check "pod: sandbox state gone" "" "$(ls "$D/run" 2>/dev/null)"
+check "pod: sandbox state gone" "" "$(run_state)"
 fi
 
 # 7. configuration: ctr's --runtime-config-path reaches the shim (runtime options ConfigPath);
@@ -221,8 +225,8 @@ check "hostile: and runs on its own root" hmember-root "$(ctr task exec --exec-i
 for t in hmember hpod; do ctr task kill -s KILL $t; wait_state $t STOPPED; ctr task rm $t >/dev/null; ctr c rm $t; done
 check "hostile: the host canary is untouched" untouched "$(cat "$D/canary/file")"
 check "hostile: no mount appeared or went elsewhere on the host" "$mounts_before" "$(grep -vc " $D/" /proc/mounts)"
-wait_until 30 "the hostile pod's sandbox to go" eval '[ -z "$(ls "$D/run" 2>/dev/null)" ]'
-check "hostile: nothing left of the sandbox" "" "$(ls "$D/run" 2>/dev/null)"
+wait_until 30 "the hostile pod's sandbox to go" eval '[ -z "$(run_state)" ]'
+check "hostile: nothing left of the sandbox" "" "$(run_state)"
 out=$(ctr run --rm --read-only --privileged "${rt[@]}" $img ro1 sh -c 'mount -o remount,rw / 2>/dev/null; touch /written 2>&1; echo rc=$?' 2>&1)
 check_match "hostile: a read-only root stays read-only even remounted in the guest" "rc=[1-9]" "$out"
 check "hostile: the image was not written" "" "$(find "$D/root" -name written 2>/dev/null)"
@@ -231,7 +235,7 @@ fi
 # 9. the shim's files are root's alone, and helpers inherit none of its connections.
 if want perms; then
 ctr run -d "${rt[@]}" $img perm1 sh -c 'while :; do sleep 0.1; done' >/dev/null
-sb=$(ls -d "$D"/run/*/ 2>/dev/null | head -1)
+sb=$(sandbox_dir)
 check "perms: state_dir is 0700" 700 "$(stat -c %a "$D/run")"
 check "perms: the sandbox directory is 0700" 700 "$(stat -c %a "$sb")"
 check "perms: every log is 0600" "" "$(find "$sb" -maxdepth 1 -name '*.log' ! -perm 600)"
@@ -241,7 +245,9 @@ check "perms: the shim's task socket is 0600" 600 "$(stat -c %a "$addr")"
 sockets_of() { for f in /proc/$1/fd/*; do readlink "$f"; done 2>/dev/null | grep '^socket:' | sort -u; }
 shim=$(pids_of "containerd-shim-husk-v2.*-address $D" | head -1)
 shared=0
-for h in $(pids_of "$D/run/"); do
+helpers=$(pids_of "$D/run/")  # jailers, virtiofsd; and the VMMs under their jailers
+for j in $(pids_of "husk-jailer .*$D/run/"); do helpers="$helpers $(cat "/proc/$j/task/$j/children" 2>/dev/null)"; done
+for h in $helpers; do
   shared=$((shared + $(comm -12 <(sockets_of "$shim") <(sockets_of "$h") | wc -l)))
 done
 check "perms: no helper holds a socket of the shim's (containerd's connections, the task socket)" 0 "$shared"
@@ -256,7 +262,7 @@ if ! out=$(ctr run -d "${rt[@]}" $img jl1 sh -c 'while :; do sleep 0.1; done' 2>
   check "jail: a jailed sandbox starts" "" "$out"
 else
 wait_state jl1 RUNNING
-sb=$(ls -d "$D"/run/*/ 2>/dev/null | head -1)
+sb=$(sandbox_dir)
 vmm_of() {  # vmm_of SANDBOX_DIR: the pid of husk-vmm, the child of that sandbox's jailer
   local j
   j=$(pids_of "husk-jailer .*--root ${1}jail " | head -1)
@@ -306,7 +312,7 @@ sed 's/^{/{"vmm_args": ["--test-forbidden-syscall"], /' "$D/shim.json" >"$D/hook
 ctr run "${rt[@]}" --runtime-config-path "$D/hook.json" $img jl2 sh -c 'while :; do sleep 0.1; done' >"$D/jl2.out" 2>&1 &
 runner=$!
 wait_state jl2 RUNNING
-sb2=$(ls -d "$D"/run/*/ 2>/dev/null | head -1)
+sb2=$(sandbox_dir)
 vmm2=$(vmm_of "$sb2")
 kill -USR2 "$vmm2"  # test hook: vCPU 0 opens /etc/shadow, outside its seccomp allowlist
 wait_bounded 120 "$runner" "ctr run of jl2 to end after its VMM died"
@@ -329,7 +335,7 @@ check "no shim left" 0 "$(procs "containerd-shim-husk-v2.*-address $D")"
 check "no jailer, VMM, virtiofsd or agent left" 0 "$(procs "$D/run/")"
 check "no uid left taken" "" "$(ls "$D/run/jail-uids" 2>/dev/null)"
 check "no mounts left" 0 "$(grep -cE " $D/(state|run)" /proc/mounts)"
-check "no sandbox state left" "" "$(ls "$D/run" 2>/dev/null | grep -v '^jail-uids$')"
+check "no sandbox state left" "" "$(run_state)"
 check "no task state left" "" "$(ls "$D/state/io.containerd.runtime.v2.task/$CONTAINERD_NAMESPACE" 2>/dev/null)"
 check "no FIFOs left" 0 "$(find "$D/state" -type p 2>/dev/null | wc -l)"
 left=0

@@ -49,6 +49,8 @@ const std::vector<Rule>& event_loop_rules() {
       {SCMP_SYS(gettid), {}, "the C++ runtime naming the current thread"},
       {SCMP_SYS(rt_sigaction), {}, "Asio restoring signal dispositions as the loop ends"},
       {SCMP_SYS(sched_yield), {}, "lock back-off in the C++ runtime"},
+      {SCMP_SYS(unlink), {}, "removing the vsock socket we bound (--vsock CID,PATH) as the VM ends"},
+      {SCMP_SYS(unlinkat), {}, "the same, where the C library uses unlinkat"},
       {SCMP_SYS(nanosleep), {}, "short waits at teardown"},
       {SCMP_SYS(clock_nanosleep), {}, "short waits at teardown"},
   };
