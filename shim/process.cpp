@@ -110,6 +110,7 @@ void Process::start_waiter(std::shared_ptr<AgentStub> agent, std::function<void(
       e.at.tv_nsec = resp.exited_at().nanos();
     } else {
       e.status = 255;
+      e.agent_lost = true;
       clock_gettime(CLOCK_REALTIME, &e.at);
     }
     {

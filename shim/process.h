@@ -34,6 +34,7 @@ class Process : public std::enable_shared_from_this<Process> {
   struct Exit {
     uint32_t status = 0;
     timespec at{};
+    bool agent_lost = false;  // no answer from the agent: status is our 255, not the process's
   };
 
   explicit Process(Spec spec) : spec_(std::move(spec)) {}

@@ -192,8 +192,8 @@ void TaskService::forget_task(const std::string& id, bool detach) {
 }
 
 void TaskService::on_exit(Process& p, Process::Exit e) {
-  if (e.status == 255) {
-    // 255 is also what we report when the agent went away: if a helper of the sandbox died,
+  if (e.agent_lost) {
+    // The agent went away (we report 255): if a helper of the sandbox died,
     // say which and how (the VMM killed by its seccomp filter, say), where containerd's log
     // shows it. The helper's exit trails the closed connection by moments.
     std::shared_ptr<Sandbox> sb;
