@@ -3,8 +3,9 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/stats.sh"
 
 # run.sh arguments that put QEMU and the qboot firmware -M microvm needs into the test host.
+# (Sourced inside the test host too, where there is no QEMU: that must not end the script.)
 qemu_testhost_args=(
-  --add "$(command -v qemu-system-x86_64):/husk/bin/qemu-system-x86_64"
+  --add "$(command -v qemu-system-x86_64 || echo /usr/bin/qemu-system-x86_64):/husk/bin/qemu-system-x86_64"
   --add /usr/share/qemu/qboot.rom:/husk/qemu/qboot.rom
   --add /usr/share/qemu/bios-microvm.bin:/husk/qemu/bios-microvm.bin
   --add /usr/share/qemu/pvh.bin:/husk/qemu/pvh.bin
