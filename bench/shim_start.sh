@@ -126,7 +126,9 @@ mem_row() {  # mem_row LABEL REGEX GROUP [PIDS]: processes matching REGEX, or PI
   printf "  per-sandbox total: husk %.1f MiB RSS vs runc shim %.1f MiB\n" \
     "$(awk '{s+=$1} END {print s/1024}' "$D/rss-husk")" "$(awk '{s+=$1} END {print s/1024}' "$D/rss-runc")"
 } | tee "$out/shim_start_$mode.txt"
-ctr task kill -s KILL mem-h; ctr task kill -s KILL mem-r
-sleep 1
-ctr task rm mem-h >/dev/null 2>&1; ctr task rm mem-r >/dev/null 2>&1
+# Cleanup only (ctd_cleanup stops whatever is left): a task still stopping must not fail the run.
+ctr task kill -s KILL mem-h || true; ctr task kill -s KILL mem-r || true
+gone() { [ -z "$(ctr task ls | awk '$1 == "mem-h" || $1 == "mem-r" {print $3}' | grep -v STOPPED)" ]; }
+wait_until 30 "the memory probes to stop" gone || true
+ctr task rm mem-h >/dev/null 2>&1 || true; ctr task rm mem-r >/dev/null 2>&1 || true
 ctr c rm mem-h mem-r >/dev/null 2>&1 || true
