@@ -207,6 +207,14 @@ Finding containerd(const Host& h) {
           "(ctr works without it)"};
 }
 
+// The first `n` colon-separated fields of a passwd-style line (missing ones empty).
+std::vector<std::string> fields(const std::string& line, size_t n) {
+  std::vector<std::string> out(n);
+  std::istringstream f(line);
+  for (auto& field : out) std::getline(f, field, ':');
+  return out;
+}
+
 Finding uid_range(const Host& h, const shim::Config& c) {
   const std::string name = "jail uid range";
   uint64_t lo = c.jail_uid_min, hi = uint64_t{c.jail_uid_min} + c.jail_uid_count;
@@ -215,11 +223,8 @@ Finding uid_range(const Host& h, const shim::Config& c) {
   std::istringstream pw(read_all(h.root + "/etc/passwd"));
   std::string line;
   while (std::getline(pw, line)) {
-    std::istringstream f(line);
-    std::string user, x, uid;
-    std::getline(f, user, ':');
-    std::getline(f, x, ':');
-    std::getline(f, uid, ':');
+    auto f = fields(line, 3);  // name, password, uid
+    const std::string &user = f[0], &uid = f[2];
     uint64_t u = std::strtoull(uid.c_str(), nullptr, 10);
     if (!uid.empty() && u >= lo && u < hi)
       return {name, V::kFail, range + " holds uid " + uid + " (" + user + ")",
@@ -228,11 +233,8 @@ Finding uid_range(const Host& h, const shim::Config& c) {
   for (const char* file : {"/etc/subuid", "/etc/subgid"}) {
     std::istringstream sub(read_all(h.root + file));
     while (std::getline(sub, line)) {
-      std::istringstream f(line);
-      std::string user, start, count;
-      std::getline(f, user, ':');
-      std::getline(f, start, ':');
-      std::getline(f, count, ':');
+      auto f = fields(line, 3);  // name, first id, count
+      const std::string &user = f[0], &start = f[1], &count = f[2];
       uint64_t s = std::strtoull(start.c_str(), nullptr, 10), n = std::strtoull(count.c_str(), nullptr, 10);
       if (n && s < hi && lo < s + n)
         return {name, V::kFail, range + " overlaps " + user + "'s range in " + file,

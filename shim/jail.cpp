@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
 #include "common/log.h"
 #include "common/unique_fd.h"
 #include "guest-agent/runtime/cgroup.h"
+#include "shim/sandbox.h"
 
 namespace husk::shim {
 namespace {
@@ -41,8 +43,7 @@ Result<Jail> Jail::create(const Config& c, const std::string& dir) {
   // shims rarely contend; O_EXCL makes taking one atomic.
   std::string locks = parent_of(dir) + "/jail-uids";
   if (::mkdir(locks.c_str(), 0700) != 0 && errno != EEXIST) return make_error("mkdir %s: %s", locks.c_str(), strerror(errno));
-  uint64_t h = 14695981039346656037ULL;
-  for (unsigned char ch : dir) h = (h ^ ch) * 1099511628211ULL;
+  uint64_t h = std::strtoull(short_hash(dir).c_str(), nullptr, 16);
   for (unsigned i = 0; i < c.jail_uid_count && j.uid_lock_.empty(); ++i) {
     uid_t uid = c.jail_uid_min + static_cast<uid_t>((h + i) % c.jail_uid_count);
     std::string lock = locks + "/" + std::to_string(uid);
@@ -56,9 +57,9 @@ Result<Jail> Jail::create(const Config& c, const std::string& dir) {
     return make_error(ErrorCode::kResourceExhausted, "every jail uid in [%u, %u) is taken (shim config jail_uid_count)",
                       c.jail_uid_min, c.jail_uid_min + c.jail_uid_count);
   j.released_ = false;
-  std::string rel = relative_cgroup(c, dir);
-  std::ofstream(dir + "/" + kRecord) << "uid " << j.uid_ << "\nlock " << j.uid_lock_ << "\ncgroup " << rel << "\n";
-  auto cg = agent::Cgroup::create(rel);
+  j.cgroup_rel_ = relative_cgroup(c, dir);
+  std::ofstream(dir + "/" + kRecord) << "uid " << j.uid_ << "\nlock " << j.uid_lock_ << "\ncgroup " << j.cgroup_rel_ << "\n";
+  auto cg = agent::Cgroup::create(j.cgroup_rel_);
   if (!cg) return cg.error().wrap("jail cgroup: ");
   j.cgroup_ = cg->path();
   agent::oci::Resources r;
@@ -73,7 +74,13 @@ Result<Jail> Jail::create(const Config& c, const std::string& dir) {
 }
 
 Jail::Jail(Jail&& o) noexcept
-    : c_(o.c_), dir_(o.dir_), uid_(o.uid_), uid_lock_(o.uid_lock_), cgroup_(o.cgroup_), released_(o.released_) {
+    : c_(std::move(o.c_)),
+      dir_(std::move(o.dir_)),
+      uid_(o.uid_),
+      uid_lock_(std::move(o.uid_lock_)),
+      cgroup_rel_(std::move(o.cgroup_rel_)),
+      cgroup_(std::move(o.cgroup_)),
+      released_(o.released_) {
   o.released_ = true;
 }
 
@@ -107,7 +114,7 @@ std::vector<std::string> Jail::virtiofsd_command(const std::vector<std::string>&
 void Jail::release() {
   if (released_) return;
   released_ = true;
-  remove_cgroup(relative_cgroup(c_, dir_));
+  remove_cgroup(cgroup_rel_);
   ::unlink(uid_lock_.c_str());
   ::unlink((dir_ + "/" + kRecord).c_str());
 }

@@ -44,6 +44,7 @@ class Jail {
   std::string dir_;
   uid_t uid_ = 0;
   std::string uid_lock_;  // <state_dir>/jail-uids/<uid>
+  std::string cgroup_rel_;  // below the cgroup2 mount, as recorded for cleanup()
   std::string cgroup_;    // absolute cgroup directory
   bool released_ = true;
 };

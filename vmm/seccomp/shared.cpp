@@ -1,5 +1,6 @@
 // What every husk-vmm thread does after the VM is built: allocate memory, take locks, exit,
-// handle the kick signal, log.
+// handle the kick signal, log; and what device code does on a vCPU thread (an MMIO exit) as well
+// as on the event loop (a queue notification).
 #include <sys/mman.h>
 
 #include "vmm/seccomp/filters.h"
@@ -33,6 +34,17 @@ const std::vector<Rule>& shared_rules() {
       {SCMP_SYS(close), {}, "connections, eventfds and files dropped"},
       {SCMP_SYS(clock_gettime), {}, "rate limiters and deadlines (when the vDSO is not used)"},
       {SCMP_SYS(restart_syscall), {}, "the kernel restarting an interrupted wait"},
+      {SCMP_SYS(pread64), {}, "the bounded console file keeping its newest half; virtio-blk reads"},
+      {SCMP_SYS(pwrite64), {}, "serial output into the bounded console file; virtio-blk writes"},
+      {SCMP_SYS(ftruncate), {}, "the bounded console file dropping its older half"},
+      {SCMP_SYS(sendmsg), {}, "vhost-user messages (with fds) on virtio-fs activation or reset; Asio socket writes"},
+      {SCMP_SYS(recvfrom), {}, "vhost-user replies on activation; vsock stream data"},
+      {SCMP_SYS(dup), {}, "vsock activation hands the listener to the event loop, which gives it to Asio"},
+      {SCMP_SYS(epoll_ctl), {}, "Asio (re)registering descriptors, and waking the loop when a vCPU posts work"},
+      {SCMP_SYS(timerfd_settime), {}, "Asio's timers (rate-limiter retries, vsock deadlines), armed from either thread"},
+      {SCMP_SYS(sched_yield), {}, "lock back-off in the C++ runtime"},
+      {SCMP_SYS(tgkill), {}, "a stopping VM kicks the vCPUs out of KVM_RUN"},
+      {SCMP_SYS(getpid), {}, "tgkill and Asio's signal handling need the process id"},
   };
   return rules;
 }
