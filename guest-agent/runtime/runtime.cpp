@@ -177,6 +177,25 @@ Status Runtime::setup_stdio(Stdio mode, bool terminal, const oci::Process& p, La
   return {};
 }
 
+// What resolve_rootfs needs checked before it mounts anything: the subpath, made absolute.
+Result<std::string> Runtime::check_rootfs(const RootfsSource& r, const oci::Spec& spec) {
+  std::string subpath = r.subpath;
+  if (!subpath.empty()) {
+    if (subpath[0] != '/') subpath.insert(0, "/");
+    if (auto s = oci::check_container_path("rootfs.subpath", subpath); !s)
+      return err(ErrorCode::kInvalidArgument, s.error().message);
+  }
+  if (!r.path.empty()) {
+    if (r.path[0] != '/') return err(ErrorCode::kInvalidArgument, "rootfs.path must be absolute");
+  } else if (r.virtiofs_tag.empty() && !r.block_device.empty()) {
+    if (r.fstype.empty()) return err(ErrorCode::kInvalidArgument, "rootfs.fstype is needed with a block device");
+  } else if (r.virtiofs_tag.empty() && (spec.root_path.empty() || spec.root_path[0] != '/')) {
+    return err(ErrorCode::kInvalidArgument, "root.path \"" + spec.root_path +
+                                                "\" is relative and no rootfs was given: send an absolute path");
+  }
+  return subpath;
+}
+
 Status Runtime::resolve_rootfs(const RootfsSource& r, const oci::Spec& spec, Container& c) {
   std::string dir = opts_.state_dir + "/" + c.id;
   auto mount_at = [&](const std::string& source, const std::string& fstype, const std::string& target,
@@ -190,28 +209,20 @@ Status Runtime::resolve_rootfs(const RootfsSource& r, const oci::Spec& spec, Con
     c.mounts.push_back(target);
     return {};
   };
-  std::string subpath = r.subpath;
-  if (!subpath.empty()) {
-    if (auto s = oci::check_container_path("rootfs.subpath", subpath[0] == '/' ? subpath : "/" + subpath); !s)
-      return err(ErrorCode::kInvalidArgument, s.error().message);
-    if (subpath[0] != '/') subpath = "/" + subpath;
-  }
+  auto checked = check_rootfs(r, spec);
+  if (!checked) return checked.error();
+  const std::string& subpath = *checked;
   if (!r.path.empty()) {
-    if (r.path[0] != '/') return err(ErrorCode::kInvalidArgument, "rootfs.path must be absolute");
     c.rootfs = r.path + subpath;
   } else if (!r.virtiofs_tag.empty()) {
     std::string target = dir + "/share";
     if (auto s = mount_at(r.virtiofs_tag, "virtiofs", target, join_options(r.options)); !s) return s;
     c.rootfs = target + subpath;
   } else if (!r.block_device.empty()) {
-    if (r.fstype.empty()) return err(ErrorCode::kInvalidArgument, "rootfs.fstype is needed with a block device");
     std::string target = dir + "/disk";
     if (auto s = mount_at(r.block_device, r.fstype, target, join_options(r.options)); !s) return s;
     c.rootfs = target + subpath;
   } else {
-    if (spec.root_path[0] != '/')
-      return err(ErrorCode::kInvalidArgument, "root.path \"" + spec.root_path +
-                                                  "\" is relative and no rootfs was given: send an absolute path");
     c.rootfs = spec.root_path;
   }
   struct stat st;
@@ -236,6 +247,13 @@ Result<int> Runtime::create(const CreateRequest& req) {
     return err(ErrorCode::kInvalidArgument, "hostname needs a uts namespace in linux.namespaces");
   if (!spec.sysctl.empty() && !spec.has_namespace(CLONE_NEWNS))
     return err(ErrorCode::kInvalidArgument, "linux.sysctl needs a mount namespace");
+  HUSK_TRY(check_rootfs(req.rootfs, spec));
+  if (spec.seccomp) {
+    auto prog = oci::compile_seccomp(*spec.seccomp);
+    if (!prog) return err(ErrorCode::kInvalidArgument, prog.error().message);
+    c->seccomp = std::move(prog.value());
+  }
+  if (opts_.dry_run) return err(ErrorCode::kFailedPrecondition, "dry run: container " + c->id + " is valid, not created");
   {
     std::lock_guard lk(mu_);
     if (containers_.count(c->id)) return err(ErrorCode::kAlreadyExists, "container " + c->id + " already exists");
@@ -257,11 +275,6 @@ Result<int> Runtime::create(const CreateRequest& req) {
   if (!c->cgroup->processes().empty())
     return fail(err(ErrorCode::kFailedPrecondition, "cgroup " + c->cgroup->path() + " already has processes"));
   if (auto s = c->cgroup->apply(spec.resources); !s) return fail(err(ErrorCode::kFailedPrecondition, s.error().message));
-  if (spec.seccomp) {
-    auto prog = oci::compile_seccomp(*spec.seccomp);
-    if (!prog) return fail(err(ErrorCode::kInvalidArgument, prog.error().message));
-    c->seccomp = std::move(prog.value());
-  }
 
   LaunchPlan plan;
   plan.spec = &spec;
@@ -307,11 +320,12 @@ Status Runtime::start(const std::string& id) {
 }
 
 Result<int> Runtime::exec(const ExecRequest& req) {
-  auto c = find(req.container_id);
-  if (!c) return err(ErrorCode::kNotFound, "container " + req.container_id + " does not exist");
   HUSK_TRY(check_id("exec id", req.exec_id));
   auto proc = oci::parse_process(req.process_json);
   if (!proc) return err(ErrorCode::kInvalidArgument, proc.error().message);
+  if (opts_.dry_run) return err(ErrorCode::kFailedPrecondition, "dry run: exec " + req.exec_id + " is valid, not started");
+  auto c = find(req.container_id);
+  if (!c) return err(ErrorCode::kNotFound, "container " + req.container_id + " does not exist");
   std::lock_guard op(c->op_mu);
   if (!c->started || !c->init || c->init->exited())
     return err(ErrorCode::kFailedPrecondition, "container " + c->id + " is not running");
@@ -432,10 +446,10 @@ Status Runtime::pause(const std::string& id, bool frozen) {
 }
 
 Status Runtime::update(const std::string& id, const std::string& resources_json) {
-  auto c = find(id);
-  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
   auto r = oci::parse_resources(resources_json);
   if (!r) return err(ErrorCode::kInvalidArgument, r.error().message);
+  auto c = find(id);
+  if (!c) return err(ErrorCode::kNotFound, "container " + id + " does not exist");
   std::lock_guard op(c->op_mu);
   if (auto s = c->cgroup->apply(*r); !s) return err(ErrorCode::kFailedPrecondition, s.error().message);
   return {};

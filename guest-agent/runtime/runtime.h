@@ -28,6 +28,9 @@ struct RuntimeOptions {
   std::string cgroup_parent = "/husk";         // default cgroup: <parent>/<id>
   bool missing_controllers_ok = false;         // see Cgroup::create
   bool isolate_from_agent = false;             // guest: new mount and pid namespaces for every container
+  // create/exec check the whole request (ids, config.json, rootfs source, seccomp program) and
+  // stop before touching the machine: the request fuzzer drives every handler this way.
+  bool dry_run = false;
 };
 
 enum class Stdio { kNull, kStream };  // nothing attached, or the agent pumps it for clients
@@ -115,6 +118,7 @@ class Runtime {
   std::shared_ptr<Container> find(const std::string& id);
   Status setup_stdio(Stdio mode, bool terminal, const oci::Process& p, LaunchPlan* plan,
                      std::vector<UniqueFd>* child_ends, std::function<void(Process&)>* attach);
+  static Result<std::string> check_rootfs(const RootfsSource& r, const oci::Spec& spec);
   Status resolve_rootfs(const RootfsSource& r, const oci::Spec& spec, Container& c);
   void track(const std::shared_ptr<Process>& p);
   void oom_loop();
