@@ -1,8 +1,12 @@
 // virtio-net through the MMIO transport on a real tap (needs root and /dev/net/tun): a frame the
 // guest transmits arrives on the host interface; a frame from the host lands in a guest buffer.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/ethtool.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -29,6 +33,20 @@ struct NetTapTest : ::testing::Test {
   std::shared_ptr<Net> net;
   std::unique_ptr<MmioTransport> t;
   testing::FakeQueue rx{mem, 16, 0}, tx{mem, 16, 0x10000};
+  uint32_t driver_features = 1u << 5;  // MAC; tests for offloads add theirs before SetUp
+
+  // The tap interface's offload state as the host stack sees it (ethtool -k).
+  bool tap_has(uint32_t cmd) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    ethtool_value v{cmd, 0};
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, tap.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_data = reinterpret_cast<char*>(&v);
+    int r = ioctl(s, SIOCETHTOOL, &ifr);
+    close(s);
+    EXPECT_EQ(r, 0) << strerror(errno);
+    return v.data != 0;
+  }
 
   void wr(uint64_t off, uint32_t v) { t->write(off, std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&v), 4)); }
   uint32_t rd(uint64_t off) {
@@ -40,10 +58,13 @@ struct NetTapTest : ::testing::Test {
     auto n = Net::open(NetConfig{tap, {0x06, 0, 0, 0, 0, 0x42}, {}, {}});
     ASSERT_TRUE(n.ok()) << n.error().message;
     net = *n;
+    activate();
+  }
+  void activate() {
     t = std::make_unique<MmioTransport>(net, mem, irq);
     wr(0x70, 1), wr(0x70, 3);
     wr(0x24, 1), wr(0x20, 1);  // VERSION_1
-    wr(0x24, 0), wr(0x20, 1u << 5);  // MAC
+    wr(0x24, 0), wr(0x20, driver_features);
     wr(0x70, 11);
     ASSERT_TRUE(rd(0x70) & 8);
     for (uint32_t q = 0; q < 2; ++q) {
@@ -114,6 +135,66 @@ TEST_F(NetTapTest, HostFrameLandsInAGuestBufferWithOneBuffer) {
   rx.add_chain({{0x121000, 2048, true}});
   wr(0x50, 0);
   EXPECT_EQ(rx.used_idx(), 2);
+}
+
+struct NetOffloadTest : NetTapTest {
+  void SetUp() override {
+    auto n = Net::open(NetConfig{tap, {0x06, 0, 0, 0, 0, 0x42}, {}, {}});
+    ASSERT_TRUE(n.ok()) << n.error().message;
+    net = *n;
+  }
+};
+
+TEST_F(NetOffloadTest, TapOffloadsFollowWhatTheDriverAccepted) {
+  // Offered: CSUM, GUEST_CSUM, GUEST_TSO4/6, HOST_TSO4/6.
+  t = std::make_unique<MmioTransport>(net, mem, irq);
+  wr(0x14, 0);
+  EXPECT_EQ(rd(0x10) & 0x1983u, 0x1983u);
+  // A driver that takes no offloads: the tap must not hand it partial checksums or segments.
+  driver_features = 1u << 5;
+  activate();
+  EXPECT_FALSE(tap_has(ETHTOOL_GTXCSUM));
+  EXPECT_FALSE(tap_has(ETHTOOL_GTSO));
+  // Reset, then a driver that takes checksums and TSO for IPv4.
+  wr(0x70, 0);
+  driver_features = (1u << 5) | (1u << 0) | (1u << 1) | (1u << 7);
+  activate();
+  EXPECT_TRUE(tap_has(ETHTOOL_GTXCSUM));
+  EXPECT_TRUE(tap_has(ETHTOOL_GTSO));
+  // A reset takes them away again before any new driver runs.
+  wr(0x70, 0);
+  EXPECT_FALSE(tap_has(ETHTOOL_GTSO));
+  EXPECT_FALSE(tap_has(ETHTOOL_GTXCSUM));
+}
+
+TEST(NetInheritedTap, AcceptsAVnetTapFdAndRefusesOtherFds) {
+  std::string name = "husktfd" + std::to_string(getpid() % 10000);
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 3);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  ASSERT_EQ(ioctl(fd, TUNSETIFF, &ifr), 0) << strerror(errno);
+  auto n = Net::open(NetConfig{"fd=" + std::to_string(fd), {0x06, 0, 0, 0, 0, 1}, {}, {}});
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ((*n)->host_fds(), std::vector<int>{fd});
+  EXPECT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+  // A tap without vnet headers would mis-frame every packet: refused, naming the interface.
+  int plain = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  ifreq ifr2{};
+  std::string name2 = name + "p";
+  std::strncpy(ifr2.ifr_name, name2.c_str(), IFNAMSIZ - 1);
+  ifr2.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ASSERT_EQ(ioctl(plain, TUNSETIFF, &ifr2), 0) << strerror(errno);
+  auto bad = Net::open(NetConfig{"fd=" + std::to_string(plain), {0x06, 0, 0, 0, 0, 1}, {}, {}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("IFF_VNET_HDR"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find(name2), std::string::npos) << bad.error().message;
+  // Not a tap at all.
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  auto notap = Net::open(NetConfig{"fd=" + std::to_string(devnull), {0x06, 0, 0, 0, 0, 1}, {}, {}});
+  ASSERT_FALSE(notap.ok());
+  EXPECT_NE(notap.error().message.find("not a tap"), std::string::npos) << notap.error().message;
 }
 
 }  // namespace

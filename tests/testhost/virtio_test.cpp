@@ -98,15 +98,24 @@ TEST(VirtioNet, GuestReachesTheHostOverATap) {
       "yes host-sent-this | head -c 262144 > /tmp/p\n"
       "echo HOST_SENT_MD5=$(md5sum < /tmp/p | cut -d' ' -f1)\n"
       "nc -l -p 5000 -e cat /tmp/p &\n"
+      "nc -l -p 5001 -e sh -c 'cat > /tmp/back' &\n"
+      "back=$!\n"
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --net husktap0,06:aa:bb:cc:dd:01 "
       "--append husk_mode=net\n"
-      "echo VMM_EXIT=$?\n");
+      "echo VMM_EXIT=$?\n"
+      "wait $back\n"
+      "echo HOST_GOT_BYTES=$(wc -c < /tmp/back)\n"
+      "echo HOST_GOT_MD5=$(md5sum < /tmp/back | cut -d' ' -f1)\n");
   ASSERT_NE(r.exit_code, 125) << r.output;
   EXPECT_EQ(r.value("GUEST_MAC"), "06:aa:bb:cc:dd:01") << r.output;
   EXPECT_EQ(r.value("GUEST_PING"), "ok") << r.output;
   EXPECT_EQ(r.value("GUEST_GOT_BYTES"), "262144") << r.output;
   ASSERT_FALSE(r.value("HOST_SENT_MD5").empty()) << r.output;
   EXPECT_EQ(r.value("GUEST_GOT_MD5"), r.value("HOST_SENT_MD5")) << r.output;
+  // Checksum and TSO offloads negotiated both ways, and the bytes intact through them.
+  EXPECT_EQ(r.value("GUEST_NET_OFFLOADS"), "1111") << r.output;
+  EXPECT_EQ(r.value("HOST_GOT_BYTES"), "262144") << r.output;
+  EXPECT_EQ(r.value("HOST_GOT_MD5"), r.value("HOST_SENT_MD5")) << r.output;
   EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;
 }
 

@@ -1,6 +1,8 @@
 // What every husk-vmm thread does after the VM is built: allocate memory, take locks, exit,
 // handle the kick signal, log; and what device code does on a vCPU thread (an MMIO exit) as well
 // as on the event loop (a queue notification).
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include "vmm/seccomp/filters.h"
@@ -8,6 +10,7 @@
 namespace husk::vmm_seccomp {
 
 using seccomp::Arg;
+using seccomp::ioctl_rule;
 using seccomp::Rule;
 
 namespace {
@@ -45,6 +48,7 @@ const std::vector<Rule>& shared_rules() {
       {SCMP_SYS(sched_yield), {}, "lock back-off in the C++ runtime"},
       {SCMP_SYS(tgkill), {}, "a stopping VM kicks the vCPUs out of KVM_RUN"},
       {SCMP_SYS(getpid), {}, "tgkill and Asio's signal handling need the process id"},
+      ioctl_rule(TUNSETOFFLOAD, "virtio-net activation or reset sets the tap's offloads to what the driver accepted"),
   };
   return rules;
 }

@@ -12,7 +12,7 @@ using seccomp::Rule;
 
 const std::vector<Rule>& vcpu_rules() {
   static const std::vector<Rule> rules = {
-      ioctl_rule(KVM_RUN, "run the guest: the only ioctl a vCPU thread makes"),
+      ioctl_rule(KVM_RUN, "run the guest: the only KVM ioctl a vCPU thread makes"),
   };
   return rules;
 }

@@ -11,12 +11,23 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/inherited_fd.h"
 #include "common/log.h"
 #include "vmm/virtio/chain_io.h"
 
 namespace husk::virtio {
 namespace {
+constexpr uint64_t kFCsum = 1ull << 0;       // the guest may send partially checksummed frames
+constexpr uint64_t kFGuestCsum = 1ull << 1;  // ... and take them (the tap hands them on as is)
 constexpr uint64_t kFMac = 1ull << 5;
+constexpr uint64_t kFGuestTso4 = 1ull << 7;  // the tap may hand the guest 64 KiB TCP segments
+constexpr uint64_t kFGuestTso6 = 1ull << 8;
+constexpr uint64_t kFHostTso4 = 1ull << 11;  // the guest may send them: the host kernel segments
+constexpr uint64_t kFHostTso6 = 1ull << 12;
+// Offloads: the vnet header passes through to the tap unchanged both ways, so the host kernel does
+// what the header asks (checksum, segmentation) and TCP is not cut into 1500-byte frames at the VM
+// boundary. No MRG_RXBUF: with GUEST_TSO, Linux posts 64 KiB receive chains ("big packets").
+constexpr uint64_t kOffloads = kFCsum | kFGuestCsum | kFGuestTso4 | kFGuestTso6 | kFHostTso4 | kFHostTso6;
 constexpr int kVnetHdrSize = 12;  // virtio_net_hdr_v1 (VERSION_1 always has num_buffers)
 constexpr uint64_t kNumBuffersOffset = 10;
 enum : uint16_t { kRxQueue = 0, kTxQueue = 1 };
@@ -35,21 +46,40 @@ Result<std::array<uint8_t, 6>> parse_mac(const std::string& s) {
 }
 
 Result<std::shared_ptr<Net>> Net::open(const NetConfig& cfg) {
-  if (cfg.tap.empty() || cfg.tap.size() >= IFNAMSIZ)
-    return make_error("tap name '%s' is empty or too long", cfg.tap.c_str());
-  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) return make_error("cannot open /dev/net/tun: %s", strerror(errno));
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, cfg.tap.c_str(), IFNAMSIZ - 1);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-  if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0)
-    return make_error("cannot attach to tap %s: %s", cfg.tap.c_str(), strerror(errno));
+  UniqueFd fd;
+  std::string what;
+  if (int n; is_fd_spec(cfg.tap, &n)) {
+    // A tap the shim made in the pod's network namespace: check that it is one, with vnet headers.
+    auto taken = take_inherited_fd(n);
+    if (!taken) return taken.error();
+    fd = std::move(*taken);
+    ifreq ifr{};
+    if (::ioctl(fd.get(), TUNGETIFF, &ifr) < 0)
+      return make_error("--net %s: not a tap device: %s", cfg.tap.c_str(), strerror(errno));
+    if (!(ifr.ifr_flags & IFF_TAP) || !(ifr.ifr_flags & IFF_VNET_HDR) || !(ifr.ifr_flags & IFF_NO_PI))
+      return make_error("--net %s: tap %s must be opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR", cfg.tap.c_str(), ifr.ifr_name);
+    int fl = ::fcntl(fd.get(), F_GETFL);
+    if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl | O_NONBLOCK) < 0)
+      return make_error("--net %s: O_NONBLOCK: %s", cfg.tap.c_str(), strerror(errno));
+    what = ifr.ifr_name;
+  } else {
+    if (cfg.tap.empty() || cfg.tap.size() >= IFNAMSIZ)
+      return make_error("tap name '%s' is empty or too long", cfg.tap.c_str());
+    fd.reset(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) return make_error("cannot open /dev/net/tun: %s", strerror(errno));
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, cfg.tap.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0)
+      return make_error("cannot attach to tap %s: %s", cfg.tap.c_str(), strerror(errno));
+    what = cfg.tap;
+  }
   int hdr = kVnetHdrSize;
   if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) < 0)
-    return make_error("tap %s: TUNSETVNETHDRSZ: %s", cfg.tap.c_str(), strerror(errno));
-  // No offloads are negotiated, so the tap must hand us complete, checksummed frames.
+    return make_error("tap %s: TUNSETVNETHDRSZ: %s", what.c_str(), strerror(errno));
+  // Until a driver accepts offloads the tap must hand us complete, checksummed frames.
   if (::ioctl(fd.get(), TUNSETOFFLOAD, 0) < 0)
-    return make_error("tap %s: TUNSETOFFLOAD: %s", cfg.tap.c_str(), strerror(errno));
+    return make_error("tap %s: TUNSETOFFLOAD: %s", what.c_str(), strerror(errno));
   return std::make_shared<Net>(std::move(fd), cfg.mac, cfg.tx_limit, cfg.rx_limit);
 }
 
@@ -59,15 +89,26 @@ Net::Net(UniqueFd tap, std::array<uint8_t, 6> mac, RateLimit tx_limit, RateLimit
                    [](const DescriptorChain& c) { return c.readable_bytes(); }, std::nullopt},
       rx_limiter_(rx_limit) {}
 
-uint64_t Net::features() const { return kFMac; }
+uint64_t Net::features() const { return kFMac | kOffloads; }
+
+unsigned Net::tap_offloads(uint64_t acked) {
+  // What the tap may hand the guest: only what the driver said it takes (TSO needs checksums).
+  if (!(acked & kFGuestCsum)) return 0;
+  unsigned f = TUN_F_CSUM;
+  if (acked & kFGuestTso4) f |= TUN_F_TSO4;
+  if (acked & kFGuestTso6) f |= TUN_F_TSO6;
+  return f;
+}
 
 void Net::read_config(uint64_t offset, std::span<uint8_t> data) {
   for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < mac_.size() ? mac_[offset + i] : 0;
 }
 
-Status Net::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, Notifier& notifier) {
+Status Net::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t acked, Notifier& notifier) {
   if (queues.size() < 2 || !queues[kRxQueue].ready || !queues[kTxQueue].ready)
     return make_error("virtio-net: receive and transmit queues must both be ready");
+  if (::ioctl(tap_.get(), TUNSETOFFLOAD, tap_offloads(acked)) < 0)
+    return make_error("virtio-net: setting the tap's offloads: %s", strerror(errno));
   mem_ = &mem;
   queues_ = &queues;
   notifier_ = &notifier;
@@ -75,6 +116,8 @@ Status Net::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, Not
 }
 
 void Net::reset() {
+  // The next driver may take fewer offloads: no segment the tap queues now may need them.
+  (void)::ioctl(tap_.get(), TUNSETOFFLOAD, 0);
   mem_ = nullptr, queues_ = nullptr, notifier_ = nullptr;
   pending_.clear();
   tx_throttle_.held.reset();

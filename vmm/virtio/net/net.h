@@ -1,6 +1,6 @@
 // virtio-net (spec 5.1) on a host tap device: one receive and one transmit queue, MAC address
-// in config space. Frames carry the 12-byte virtio_net_hdr_v1, which is also the tap's vnet
-// header, so headers pass through unchanged.
+// in config space, checksum and TSO offloads. Frames carry the 12-byte virtio_net_hdr_v1, which is
+// also the tap's vnet header, so headers (and with them the offload requests) pass through unchanged.
 #pragma once
 
 #include <array>
@@ -15,7 +15,9 @@
 namespace husk::virtio {
 
 struct NetConfig {
-  std::string tap;               // host interface name (created if absent, needs CAP_NET_ADMIN)
+  // Host interface name (created if absent, needs CAP_NET_ADMIN), or "fd=N": a tap opened by the
+  // shim inside the pod's network namespace, so husk-vmm needs neither the namespace nor privilege.
+  std::string tap;
   std::array<uint8_t, 6> mac{};  // guest MAC
   RateLimit tx_limit;            // transmit bytes and packets per second, both optional
   RateLimit rx_limit;            // receive side, the same
@@ -39,6 +41,8 @@ class Net : public Device {
   void reset() override;
   std::vector<int> host_fds() const override { return {tap_.get()}; }
   Status on_host_data(int fd, std::span<const uint8_t> frame) override;
+  // TUN_F_* for TUNSETOFFLOAD from the features the driver accepted.
+  static unsigned tap_offloads(uint64_t acked);
 
  private:
   Status transmit();
