@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-port", log_port, "guest: vsock port on the host that receives a copy of the log (0: none)");
   app.add_option("--state-dir", ropts.state_dir, "where the agent mounts container root filesystems");
   app.add_option("--cgroup-parent", ropts.cgroup_parent, "cgroup under which containers without linux.cgroupsPath go");
+  bool configure_network = false;
+  app.add_flag("--configure-network", configure_network,
+               "on a host: accept the network calls (UpdateInterface, UpdateRoutes), which change the agent's own "
+               "network namespace; only for an agent started in a namespace of its own (unshare -n)");
   app.add_flag("--ignore-missing-controllers", ropts.missing_controllers_ok,
                "host mode: skip (with a warning) limits whose cgroup v2 controller this machine lacks");
   // As init, the kernel hands over unknown command line words; ignore what we do not know.
@@ -78,6 +82,7 @@ int main(int argc, char** argv) {
   Reaper reaper([&runtime](pid_t pid, int status) { runtime.on_exit(pid, status); });
   ServiceOptions sopts;
   sopts.guest = guest;
+  sopts.configure_network = guest || configure_network;
   sopts.on_destroy = guest ? std::function<void()>(power_off) : [] { kill(getpid(), SIGTERM); };
   AgentService service(runtime, sopts);
 

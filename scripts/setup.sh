@@ -10,6 +10,8 @@ packages=(
   # later components: protobuf/gRPC (agent, shim), JSON, seccomp, capabilities
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc nlohmann-json3-dev
   libseccomp-dev libcap-dev libssl-dev
+  # netlink (pod networking in the shim, guest interfaces in the agent); ip netns and tc for its tests
+  libnl-3-dev libnl-route-3-dev iproute2
   # the agent's conformance suite and benchmark run the same bundles under runc
   runc
   # the shim's tests: a private containerd, ctr, and the runc shim as the reference

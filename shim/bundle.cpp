@@ -30,10 +30,32 @@ Result<Bundle> load_bundle(const std::string& path) {
         b.root_path = *p;
       }
     }
+    if (auto lx = b.spec.find("linux"); lx != b.spec.end() && lx->is_object()) {
+      if (auto ns = lx->find("namespaces"); ns != lx->end() && ns->is_array()) {
+        for (const auto& n : *ns)
+          if (n.is_object() && n.value("type", "") == "network" && n.contains("path")) {
+            b.netns_path = n.at("path").get<std::string>();
+            if (b.netns_path.empty() || b.netns_path[0] != '/')
+              return make_error(ErrorCode::kInvalidArgument, "config.json: network namespace path \"%s\" is not absolute",
+                                b.netns_path.c_str());
+          }
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     return make_error(ErrorCode::kInvalidArgument, "config.json: %s", e.what());
   }
   return b;
+}
+
+std::string config_for_guest(const Bundle& b) {
+  if (b.netns_path.empty()) return b.config_json;
+  nlohmann::json spec = b.spec;
+  auto& ns = spec["linux"]["namespaces"];
+  nlohmann::json kept = nlohmann::json::array();
+  for (const auto& n : ns)
+    if (!(n.is_object() && n.value("type", "") == "network")) kept.push_back(n);
+  ns = std::move(kept);
+  return spec.dump();
 }
 
 }  // namespace husk::shim

@@ -17,8 +17,15 @@ struct Bundle {
   std::string sandbox_id;   // io.kubernetes.cri.sandbox-id, "" when the container is its own sandbox
   std::string root_path;    // root.path, made absolute (relative to the bundle), checked for ".."
   bool root_readonly = false;
+  // linux.namespaces' network entry with a path (CRI's pod namespace, `ctr run --with-ns`), or "".
+  std::string netns_path;
 };
 
 Result<Bundle> load_bundle(const std::string& path);
+
+// config.json for an agent in a VM: a network namespace path names the host's namespace, which the
+// guest does not have; the shim extends that namespace into the VM instead (shim/network.h), so the
+// container joins the guest namespace the agent configured: the entry is dropped.
+std::string config_for_guest(const Bundle& b);
 
 }  // namespace husk::shim

@@ -53,6 +53,9 @@ struct Config {
   // that is a cgroupfs path (containerd's "/<namespace>/<id>", CRI's pod cgroup); else
   // husk/<sandbox hash> (size_for fills it).
   std::string cgroup_path;
+  // Not from the file: the pod's network namespace (the first container's linux.namespaces
+  // network path), extended into the VM (shim/network.h); "" gives the guest only loopback.
+  std::string netns_path;
 };
 
 // Reads `path` (or the default locations when empty); a missing default file means defaults.

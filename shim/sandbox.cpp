@@ -20,7 +20,9 @@
 #include "common/log.h"
 #include "guest-agent/client/connect.h"
 #include "proto/agent.grpc.pb.h"
+#include "shim/bundle.h"
 #include "shim/jail.h"
+#include "shim/network.h"
 #include "shim/share.h"
 #include "common/mounts.h"
 #include "common/sockets.h"
@@ -129,6 +131,12 @@ class VmSandbox : public Sandbox {
                "capability, in the host's namespaces and the shim's cgroup",
                dir_.c_str());
     }
+    if (!c_.netns_path.empty()) {
+      auto net = PodNetwork::attach(c_.netns_path);
+      if (!net) return net.error();
+      net_.emplace(std::move(net.value()));
+      phase("network");
+    }
     auto share = Share::create(dir_);
     if (!share) return share.error().wrap("setting up the virtio-fs share: ");
     share_.emplace(std::move(share.value()));
@@ -173,6 +181,14 @@ class VmSandbox : public Sandbox {
     vmm_args.insert(vmm_args.end(), c_.vmm_args.begin(), c_.vmm_args.end());
     std::vector<int> fds = {fs_conn->get(), vsock_listen->get()};
     if (console_fd) fds.push_back(console_fd.get());
+    if (net_) {
+      // The taps live in the pod's namespace; husk-vmm only gets their fds (fd 3 is fds[0]).
+      for (auto& l : net_->links()) {
+        vmm_args.push_back("--net");
+        vmm_args.push_back("fd=" + std::to_string(3 + fds.size()) + "," + netlink::mac_to_string(l.pod.mac));
+        fds.push_back(l.tap_fd.get());
+      }
+    }
     std::vector<std::string> vmm_cmd = {c_.vmm};
     vmm_cmd.insert(vmm_cmd.end(), vmm_args.begin(), vmm_args.end());
     auto vmm = spawn(jailed ? jail_->vmm_command(vmm_args, static_cast<unsigned>(fds.size())) : vmm_cmd, vmm_log, fds);
@@ -211,6 +227,10 @@ class VmSandbox : public Sandbox {
     if (auto s = agent::v1::Agent::NewStub(channel_)->CreateSandbox(&ctx, req, &e); !s.ok())
       return make_error(static_cast<ErrorCode>(s.error_code()), "mounting the share in the guest: %s", s.error_message().c_str());
     phase("share");
+    if (net_) {
+      if (auto s = configure_guest_network(); !s) return s;
+      phase("guest network");
+    }
     return {};
   }
   Status attach_rootfs(const std::string& id, const std::string&, const std::vector<RootfsMount>& mounts,
@@ -226,9 +246,11 @@ class VmSandbox : public Sandbox {
     r.set_path(std::string(kGuestShare) + "/" + Share::guest_subpath(id));
     return r;
   }
+  std::string guest_config(const Bundle& b) const override { return config_for_guest(b); }
   void stop() override {
     channel_.reset();
     stop_helpers();  // virtiofsd lets go of the share
+    net_.reset();    // after husk-vmm: its taps and redirects leave the pod's namespace
     if (jail_) jail_->release();
     jail_.reset();
     share_.reset();  // detaches every root and the share's layers
@@ -236,7 +258,28 @@ class VmSandbox : public Sandbox {
   }
 
  private:
+  // The guest's NICs get the pod interfaces' names, addresses, routes and neighbours.
+  Status configure_guest_network() {
+    auto stub = agent::v1::Agent::NewStub(channel_);
+    auto ctx = [this] {
+      auto c = std::make_unique<grpc::ClientContext>();
+      c->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms));
+      return c;
+    };
+    for (const auto& want : net_->interfaces_for_guest()) {
+      agent::v1::Interface got;
+      if (auto s = stub->UpdateInterface(ctx().get(), want, &got); !s.ok())
+        return make_error(static_cast<ErrorCode>(s.error_code()), "configuring %s in the guest: %s", want.name().c_str(),
+                          s.error_message().c_str());
+    }
+    agent::v1::Routes got;
+    if (auto s = stub->UpdateRoutes(ctx().get(), net_->routes_for_guest(), &got); !s.ok())
+      return make_error(static_cast<ErrorCode>(s.error_code()), "adding the pod's routes in the guest: %s", s.error_message().c_str());
+    return {};
+  }
+
   std::optional<Jail> jail_;
+  std::optional<PodNetwork> net_;
   std::optional<Share> share_;
 };
 
@@ -309,6 +352,8 @@ void Sandbox::cleanup_after_crash(const std::string& bundle, const std::string& 
   // Other containers of the pod may still have roots in the share: their deletes finish it.
   Share::cleanup(dir, id);
   Jail::cleanup(dir);
+  if (auto b = load_bundle(bundle); b && !b->netns_path.empty())
+    if (auto s = PodNetwork::detach(b->netns_path); !s) LOG_WARN("%s", s.error().message.c_str());
   remove_dir(dir);
 }
 

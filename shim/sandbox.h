@@ -18,6 +18,7 @@
 
 #include "common/result.h"
 #include "proto/agent.pb.h"
+#include "shim/bundle.h"
 #include "shim/config.h"
 #include "shim/rootfs.h"
 
@@ -36,6 +37,8 @@ class Sandbox {
   virtual void detach_rootfs(const std::string& id, const std::string& bundle) = 0;
   // How the agent finds that root.
   virtual agent::v1::Rootfs rootfs(const std::string& id, const std::string& bundle) const = 0;
+  // config.json as this sandbox's agent needs it.
+  virtual std::string guest_config(const Bundle& b) const { return b.config_json; }
   // Drops the agent connection, stops the helpers (newest first: the VMM before the virtiofsd
   // it uses; SIGTERM, then SIGKILL after a grace period) and removes the directory.
   virtual void stop();

@@ -118,6 +118,7 @@ Result<TaskService::Call> TaskService::sandbox_for(const google::protobuf::Any& 
   if (config->log_level == "debug") log::set_level(log::Level::kDebug);
   auto sized = size_for(*config, bundle.spec);
   if (!sized) return sized.error();
+  sized->netns_path = bundle.netns_path;
   LOG_INFO("sandbox %s: %s mode, %u vCPUs, %u MiB", sandbox_id_.c_str(), sized->mode.c_str(), sized->vcpus, sized->memory_mib);
   auto sandbox = factory_(*sized, Sandbox::dir_for(sized->state_dir, ns_, sandbox_id_));
   if (!sandbox) return sandbox.error();
@@ -265,7 +266,7 @@ Reply TaskService::create(const std::string& payload, const ttrpc::CallContext& 
 
   v1::CreateContainerRequest creq;
   creq.set_id(req.id());
-  creq.set_config_json(bundle->config_json);
+  creq.set_config_json(call->sandbox->guest_config(*bundle));
   *creq.mutable_rootfs() = call->sandbox->rootfs(req.id(), req.bundle());
   bool io = !req.stdin().empty() || !req.stdout().empty() || !req.stderr().empty();
   creq.set_stdio(io ? v1::STDIO_STREAM : v1::STDIO_NULL);

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "guest-agent/service/status.h"
 
 namespace husk::agent {
 
@@ -20,10 +21,6 @@ using grpc::Status;
 using grpc::StatusCode;
 
 namespace {
-
-// The one place the agent's errors become gRPC statuses (same codes, same message).
-Status to_grpc(const Error& e) { return Status(static_cast<StatusCode>(e.code), e.message); }
-Status to_grpc(const husk::Status& s) { return s ? Status::OK : to_grpc(s.error()); }
 
 Stdio stdio_of(v1::StdioMode m) { return m == v1::STDIO_STREAM ? Stdio::kStream : Stdio::kNull; }
 

@@ -14,6 +14,9 @@ inline constexpr const char* kAgentVersion = "0.1.0";
 
 struct ServiceOptions {
   bool guest = false;  // PID 1 in a microVM: sandbox calls touch the whole guest
+  // UpdateInterface/UpdateRoutes change the agent's network namespace: always in a guest; on a
+  // host only when asked for (--configure-network), lest they rewire the host.
+  bool configure_network = false;
   std::function<void()> on_destroy;  // after DestroySandbox has answered
 };
 
@@ -44,6 +47,11 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status WriteStdin(grpc::ServerContext*, grpc::ServerReader<v1::StdinChunk>*, v1::Empty*) override;
   grpc::Status CloseStdin(grpc::ServerContext*, const v1::ProcessRequest*, v1::Empty*) override;
   grpc::Status ResizePty(grpc::ServerContext*, const v1::ResizePtyRequest*, v1::Empty*) override;
+  // network.cpp
+  grpc::Status UpdateInterface(grpc::ServerContext*, const v1::Interface*, v1::Interface*) override;
+  grpc::Status UpdateRoutes(grpc::ServerContext*, const v1::Routes*, v1::Routes*) override;
+  grpc::Status ListInterfaces(grpc::ServerContext*, const v1::ListInterfacesRequest*, v1::Interfaces*) override;
+  grpc::Status ListRoutes(grpc::ServerContext*, const v1::ListRoutesRequest*, v1::Routes*) override;
 
  private:
   grpc::Status read_output(grpc::ServerContext* ctx, const v1::ProcessRequest* req, bool err,

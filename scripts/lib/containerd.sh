@@ -76,6 +76,8 @@ ctd_testhost_adds() {
     "$(type -P runc):/husk/bin/runc" \
     "$(type -P script):/husk/bin/script" \
     "/bin/bash:/husk/bin/bash" \
+    "$(type -P ip):/husk/bin/ip" \
+    "$(type -P tc):/husk/bin/tc" \
     "$lib/containerd.sh:/husk/src/scripts/lib/containerd.sh" \
     "$lib/stats.sh:/husk/src/scripts/lib/stats.sh" \
     "$lib/wait.sh:/husk/src/scripts/lib/wait.sh"

@@ -63,7 +63,7 @@ bool parse(Req* r, const uint8_t* p, size_t n) {
 void call(uint8_t method, const uint8_t* p, size_t n) {
   auto& h = harness();
   grpc::ServerContext ctx;
-  switch (method % 16) {
+  switch (method % 17) {
     case 0: {
       v1::CreateSandboxRequest r;
       v1::Empty out;
@@ -159,6 +159,18 @@ void call(uint8_t method, const uint8_t* p, size_t n) {
       v1::DestroySandboxRequest r;
       v1::Empty out;
       if (parse(&r, p, n)) check(h.svc.DestroySandbox(&ctx, &r, &out), true);
+      break;
+    }
+    case 15: {
+      // Network updates: checked field by field, then refused (the harness's agent is a host
+      // agent without --configure-network): nothing reaches the machine's interfaces.
+      v1::Interface r, out;
+      if (parse(&r, p, n)) check(h.svc.UpdateInterface(&ctx, &r, &out), false);
+      break;
+    }
+    case 16: {
+      v1::Routes r, out;
+      if (parse(&r, p, n)) check(h.svc.UpdateRoutes(&ctx, &r, &out), false);
       break;
     }
     default:

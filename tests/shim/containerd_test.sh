@@ -14,7 +14,7 @@ set -uo pipefail
 . "$(dirname "$0")/../../scripts/lib/containerd.sh"
 mode=${1:?usage: containerd_test.sh vm|host [SECTION...]}
 shift
-sections=" ${*:-run task kill events restart pod config hostile perms jail leaks} "
+sections=" ${*:-run task kill events restart pod config network hostile perms jail leaks} "
 want() { [[ $sections == *" $1 "* ]]; }
 read -r seq_runs par_runs <<<"${HUSK_LEAK_RUNS:-20 5}"
 D=$(mktemp -d /tmp/husk-ctd-XXXXXX)
@@ -195,6 +195,57 @@ if [ "$mode" = vm ]; then
   mem=$(ctr run --rm "${rt[@]}" --annotation io.husk.memory_mib=400 $img cfg3 awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)
   check_match "annotation io.husk.memory_mib=400 sizes the guest (MemTotal MiB)" '^3[0-9][0-9]$' "$mem"
 fi
+fi
+
+# 7b. pod networking (VM mode): a network namespace as CNI leaves it (a veth eth0 with the pod IP
+# and a default route; its peer outside with the gateway address) extended into the VM: the
+# host fetches a file a container serves on the pod IP, a second container of the pod reaches it
+# over localhost, the guest's eth0 has the veth's MAC, address and route; teardown leaves no tap
+# or redirect in the namespace; a missing namespace is a clear error; no namespace, only loopback.
+if want network && [ "$mode" = vm ]; then
+netns=husknet$$ hv=husk-hv$$
+ip netns add $netns
+ip link add $hv type veth peer name husk-pv$$
+ip link set husk-pv$$ netns $netns
+ip -n $netns link set husk-pv$$ name eth0
+ip -n $netns addr add 10.215.0.2/24 dev eth0
+ip -n $netns link set eth0 up
+ip -n $netns link set lo up
+ip -n $netns route add default via 10.215.0.1
+ip addr add 10.215.0.1/24 dev $hv
+ip link set $hv up
+ctr run -d "${rt[@]}" $(pod_ann sandbox netpod) --with-ns network:/var/run/netns/$netns $img web \
+  sh -c 'mkdir -p /www && head -c 300000 /dev/urandom >/www/blob && md5sum </www/blob | cut -d" " -f1 >/www/sum && exec httpd -f -p 8080 -h /www' >/dev/null
+check "network: the pod's sandbox runs" RUNNING "$(state web)"
+rm -f "$D/blob"
+wait_until 60 "the pod IP to serve" wget -q -T 5 -O "$D/sum" http://10.215.0.2:8080/sum
+wget -q -T 20 -O "$D/blob" http://10.215.0.2:8080/blob
+check "network: the host fetches the container's file by the pod IP, bytes intact" "$(cat "$D/sum" 2>/dev/null)" "$(md5sum <"$D/blob" | cut -d' ' -f1)"
+check "network: 300000 bytes" 300000 "$(wc -c <"$D/blob")"
+ctr run -d "${rt[@]}" $(pod_ann container netpod) --with-ns network:/var/run/netns/$netns $img peer sleep 600 >/dev/null
+check "network: a second container of the pod reaches the first over localhost" "$(cat "$D/sum" 2>/dev/null)" \
+  "$(ctr task exec --exec-id n0 peer wget -q -O - http://127.0.0.1:8080/sum)"
+check "network: the guest's eth0 has the pod address" 10.215.0.2/24 \
+  "$(ctr task exec --exec-id n1 web ip -o -4 addr show dev eth0 | awk '{print $4}')"
+check "network: the guest's eth0 has the veth's MAC" "$(ip -n $netns -o link show eth0 | grep -o 'link/ether [^ ]*' | cut -d' ' -f2)" \
+  "$(ctr task exec --exec-id n2 web cat /sys/class/net/eth0/address)"
+check_match "network: the guest's default route is the pod's" 'default via 10\.215\.0\.1 dev eth0' \
+  "$(ctr task exec --exec-id n3 web ip route show default)"
+check "network: one tap in the pod's namespace" 1 "$(ip -n $netns -o link show | grep -c tap0_husk)"
+check_match "network: husk-vmm is handed the tap as an fd" '^--net fd=[0-9]+,' "$(for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$f"; echo; done 2>/dev/null | grep -o -- '--net fd=[0-9]*,' | head -1)"
+ctr task kill -s KILL peer; wait_state peer STOPPED; ctr task rm peer >/dev/null; ctr c rm peer
+ctr task kill -s KILL web; wait_state web STOPPED; ctr task rm web >/dev/null; ctr c rm web
+wait_until 30 "the pod's shim to exit" eval '[ "$(procs "containerd-shim-husk-v2.*-address $D")" = 0 ]'
+check "network: no tap left in the namespace" 0 "$(ip -n $netns -o link show | grep -c _husk)"
+check "network: no redirect left on eth0" 0 "$(tc -n $netns qdisc show dev eth0 | grep -c ingress)"
+check "network: the namespace's own address untouched" 1 "$(ip -n $netns -o -4 addr show dev eth0 | grep -c 10.215.0.2/24)"
+out=$(ctr run --rm "${rt[@]}" --with-ns network:/var/run/netns/husk-no-such-ns $img nons true 2>&1)
+check_match "network: a missing namespace is named in the error" '/var/run/netns/husk-no-such-ns' "$out"
+ctr c rm nons >/dev/null 2>&1
+check "network: without a namespace the guest has only loopback" lo \
+  "$(ctr run --rm "${rt[@]}" $img lonly sh -c "ip -o link show | awk -F': ' '{print \$2}'" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
+ip netns del $netns
+ip link del $hv 2>/dev/null
 fi
 
 # 8. what a hostile container tries in its VM: reach the agent over vsock (CID 1, its own CID,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches the test host's kernel: Debian's cloud kernel (bzImage) and its kvm, kvm-amd,
-# kvm-intel, irqbypass, tun and vhost-vsock modules, unpacked (not installed) into $HUSK_CACHE/testhost/<version>.
+# kvm-intel, irqbypass, tun, vhost-vsock, veth, bridge and tc (ingress, u32, mirred) modules, unpacked (not installed) into $HUSK_CACHE/testhost/<version>.
 # Prints that directory.
 set -euo pipefail
 cache=${HUSK_CACHE:-/var/cache/husk}/testhost
@@ -13,7 +13,7 @@ pkg=$(resolve)
 [ -n "$pkg" ] || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(resolve); }
 [ -n "$pkg" ] || { echo "testhost: cannot resolve linux-image-cloud-amd64 (apt-get update failed?)" >&2; exit 1; }
 # Bump the suffix when the module list below changes.
-dir=$cache/$pkg-3
+dir=$cache/$pkg-4
 if [ ! -f "$dir/ready" ]; then
   echo "testhost: fetching $pkg" >&2
   rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp/deb"
@@ -24,7 +24,9 @@ if [ ! -f "$dir/ready" ]; then
   mkdir -p "$dir.tmp/modules"
   for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko arch/x86/kvm/kvm-intel.ko \
     drivers/net/tun.ko net/vmw_vsock/vsock.ko drivers/vhost/vhost_iotlb.ko drivers/vhost/vhost.ko \
-    net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/vhost/vhost_vsock.ko; do
+    net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/vhost/vhost_vsock.ko \
+    drivers/net/veth.ko net/llc/llc.ko net/802/stp.ko net/bridge/bridge.ko \
+    net/sched/sch_ingress.ko net/sched/cls_u32.ko net/sched/act_mirred.ko; do
     f=$(ls "$dir.tmp"/x/lib/modules/*/kernel/$m*)
     case "$f" in
       *.xz) xz -dc "$f" >"$dir.tmp/modules/$(basename "$m")" ;;
