@@ -217,14 +217,18 @@ ip link set $hv up
 ctr run -d "${rt[@]}" $(pod_ann sandbox netpod) --with-ns network:/var/run/netns/$netns $img web \
   sh -c 'mkdir -p /www && head -c 300000 /dev/urandom >/www/blob && md5sum </www/blob | cut -d" " -f1 >/www/sum && exec httpd -f -p 8080 -h /www' >/dev/null
 check "network: the pod's sandbox runs" RUNNING "$(state web)"
-rm -f "$D/blob"
-wait_until 60 "the pod IP to serve" wget -q -T 5 -O "$D/sum" http://10.215.0.2:8080/sum
-wget -q -T 20 -O "$D/blob" http://10.215.0.2:8080/blob
-check "network: the host fetches the container's file by the pod IP, bytes intact" "$(cat "$D/sum" 2>/dev/null)" "$(md5sum <"$D/blob" | cut -d' ' -f1)"
+# http_get HOST PATH BYTES: the response's last BYTES bytes (busybox nc reads until HTTP/1.0 closes).
+http_get() { printf 'GET %s HTTP/1.0\r\n\r\n' "$2" | nc -w 30 "$1" 8080 | tail -c "$3"; }
+served() { [ "$(http_get 10.215.0.2 /sum 33 | wc -c)" = 33 ]; }
+wait_until 20 "the pod IP to serve" served
+http_get 10.215.0.2 /sum 33 | head -c 32 >"$D/sum"
+http_get 10.215.0.2 /blob 300000 >"$D/blob"
+check_match "network: the container's checksum fetched by the pod IP" '^[0-9a-f]{32}$' "$(cat "$D/sum")"
+check "network: the host fetches the container's file by the pod IP, bytes intact" "$(cat "$D/sum")" "$(md5sum <"$D/blob" | cut -d' ' -f1)"
 check "network: 300000 bytes" 300000 "$(wc -c <"$D/blob")"
 ctr run -d "${rt[@]}" $(pod_ann container netpod) --with-ns network:/var/run/netns/$netns $img peer sleep 600 >/dev/null
 check "network: a second container of the pod reaches the first over localhost" "$(cat "$D/sum" 2>/dev/null)" \
-  "$(ctr task exec --exec-id n0 peer wget -q -O - http://127.0.0.1:8080/sum)"
+  "$(ctr task exec --exec-id n0 peer sh -c "printf 'GET /sum HTTP/1.0\r\n\r\n' | nc -w 20 127.0.0.1 8080 | tail -c 33 | head -c 32")"
 check "network: the guest's eth0 has the pod address" 10.215.0.2/24 \
   "$(ctr task exec --exec-id n1 web ip -o -4 addr show dev eth0 | awk '{print $4}')"
 check "network: the guest's eth0 has the veth's MAC" "$(ip -n $netns -o link show eth0 | grep -o 'link/ether [^ ]*' | cut -d' ' -f2)" \
