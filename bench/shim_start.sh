@@ -17,19 +17,8 @@ out=${HUSK_BENCH_OUT:-$build/bench}
 
 if [ "$mode" = vm ] && [ -z "${HUSK_BENCH_INNER:-}" ]; then
   . "$src/scripts/lib/containerd.sh"
-  mkdir -p "$out"
-  script=$(mktemp)
-  trap 'rm -f "$script"' EXIT
-  {
-    ctd_testhost_env "$src"
-    echo "export HUSK_BENCH_INNER=1 HUSK_BENCH_OUT=/tmp/bench"
-    echo "bash \$HUSK_SRC/bench/shim_start.sh $n vm"
-  } >"$script"
-  # shellcheck disable=SC2046
-  HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 --mem 3072 \
-    --add "$src/bench/shim_start.sh:/husk/src/bench/shim_start.sh" --add "$src/bench/lib.sh:/husk/src/bench/lib.sh" \
-    $(ctd_testhost_adds "$build") "$script" | tee "$out/shim_start_vm.txt"
-  exit "${PIPESTATUS[0]}"
+  ctd_testhost_bench "$src" "$build" "$out" shim_start 3000 "$n" vm
+  exit
 fi
 
 . "$src/bench/lib.sh"

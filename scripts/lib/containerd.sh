@@ -83,6 +83,28 @@ ctd_testhost_adds() {
     "$lib/wait.sh:/husk/src/scripts/lib/wait.sh"
 }
 
+# ctd_testhost_bench SRC BUILD OUT NAME TIMEOUT ARGS...: runs bench/NAME.sh ARGS inside the test
+# host with containerd (HUSK_BENCH_INNER=1 tells the script it is inside), printing and keeping its
+# output in OUT/NAME.txt; returns the test host's status.
+ctd_testhost_bench() {
+  local src=$1 build=$2 out=$3 name=$4 timeout=$5 script
+  shift 5
+  mkdir -p "$out"
+  script=$(mktemp)
+  {
+    ctd_testhost_env "$src"
+    echo "export HUSK_BENCH_INNER=1 HUSK_BENCH_OUT=/tmp/bench"
+    echo "bash \$HUSK_SRC/bench/$name.sh $*"
+  } >"$script"
+  # shellcheck disable=SC2046  # one --add pair per line, no spaces in the paths
+  HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout "$timeout" --mem 3072 \
+    --add "$src/bench/$name.sh:/husk/src/bench/$name.sh" --add "$src/bench/lib.sh:/husk/src/bench/lib.sh" \
+    $(ctd_testhost_adds "$build") "$script" | tee "$out/$name.txt"
+  local rc=${PIPESTATUS[0]}
+  rm -f "$script"
+  return "$rc"
+}
+
 # ctd_testhost_env SRC: the first lines of a run.sh script: bash (this library needs it),
 # HUSK_SRC, where the shim and the images are, and runc's --no-pivot where the root is an
 # initramfs (the test host).
