@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds an OCI image archive (the layout `ctr image import` reads) from the busybox root of
 # the test bundle: one gzip layer, config, manifest, index. No registry involved.
-# usage: build-oci-image.sh ROOTFS OUT.tar [NAME]   (NAME default docker.io/husk/busybox:latest)
+# usage: build-oci-image.sh ROOTFS OUT.tar [NAME] [CMD]   (NAME default docker.io/husk/busybox:latest,
+#        CMD a JSON array, default ["sh"])
 set -euo pipefail
 rootfs=${1:?usage: build-oci-image.sh ROOTFS OUT.tar [NAME]}
 out=${2:?usage: build-oci-image.sh ROOTFS OUT.tar [NAME]}
 name=${3:-docker.io/husk/busybox:latest}
+cmd=${4:-'["sh"]'}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/oci/blobs/sha256"
@@ -21,7 +23,7 @@ diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 gzip -n -c "$work/layer.tar" >"$work/layer.tar.gz"
 read -r layer_d layer_s < <(blob "$work/layer.tar.gz")
 cat >"$work/config.json" <<J
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]}}
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":$cmd,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]}}
 J
 read -r config_d config_s < <(blob "$work/config.json")
 cat >"$work/manifest.json" <<J

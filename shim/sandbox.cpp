@@ -361,7 +361,7 @@ Sandbox::~Sandbox() { stop(); }
 
 void Sandbox::add_helper(pid_t pid, const char* name) {
   std::lock_guard lk(helpers_mu_);
-  helpers_.push_back(Helper{pid, name, false, ""});
+  helpers_.push_back(Helper{pid, name, false, 0, ""});
   UniqueFd f(open((dir_ + "/" + kPidsFile).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
   std::string line = std::to_string(pid) + "\n";
   if (f) (void)!::write(f.get(), line.data(), line.size());
@@ -388,11 +388,19 @@ std::string Sandbox::failure() {
     int status = 0;
     if (!h.exited && ::waitpid(h.pid, &status, WNOHANG) == h.pid) {
       h.exited = true;
+      h.status = status;
       h.how = h.name + " (pid " + std::to_string(h.pid) + ") " + describe_exit(status);
     }
-    if (h.exited) return h.how;
   }
-  return "";
+  // The cause, not a consequence: when husk-vmm is killed, virtiofsd loses its vhost-user peer
+  // and exits cleanly, perhaps first. A helper that died by a signal or failed is the reason.
+  const Helper* first = nullptr;
+  for (const auto& h : helpers_) {
+    if (!h.exited) continue;
+    if (WIFSIGNALED(h.status) || (WIFEXITED(h.status) && WEXITSTATUS(h.status) != 0)) return h.how;
+    if (!first) first = &h;
+  }
+  return first ? first->how : "";
 }
 
 void Sandbox::phase(const char* name) {

@@ -74,6 +74,7 @@ class Sandbox {
     pid_t pid;
     std::string name;
     bool exited = false;
+    int status = 0;   // waitpid's, once it ended
     std::string how;  // how it ended, once it did
   };
   std::mutex helpers_mu_;

@@ -1,5 +1,5 @@
 # A private containerd for the shim's tests and benchmarks (sourced): own root, state and
-# socket under CTD_DIR, the CRI plugin off, containerd-shim-husk-v2 from CTD_SHIM_DIR first on
+# socket under CTD_DIR, the CRI plugin off (on with CTD_CRI=1), containerd-shim-husk-v2 from CTD_SHIM_DIR first on
 # its PATH and HUSK_SHIM_CONFIG=$CTD_DIR/shim.json (the caller writes that file). Its waits are
 # bounded (wait.sh, sourced here too).
 #   CTD_DIR=... CTD_SHIM_DIR=... ctd_start    (again after a kill: a restart)
@@ -9,6 +9,35 @@
 . "$(dirname "${BASH_SOURCE[0]}")/wait.sh"
 
 ctd_start() {
+  local nopivot=false
+  [ -z "${HUSK_RUNC_NO_PIVOT:-}" ] || nopivot=true
+  if [ ! -f "$CTD_DIR/config.toml" ] && [ -n "${CTD_CRI:-}" ]; then
+    # CTD_CRI=1: the CRI plugin on, as a Kubernetes node has it: runtime handler "husk", CNI
+    # plugins from Debian's containernetworking-plugins, configs in CTD_DIR/cni (the caller's),
+    # the sandbox image docker.io/husk/pause:latest (the caller imports it into k8s.io).
+    cat >"$CTD_DIR/config.toml" <<T
+version = 2
+root = "$CTD_DIR/root"
+state = "$CTD_DIR/state"
+[grpc]
+  address = "$CTD_DIR/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/husk/pause:latest"
+  disable_apparmor = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        NoPivotRoot = $nopivot
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk]
+      runtime_type = "io.containerd.husk.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "${CTD_CNI_BIN:-/usr/lib/cni}"
+    conf_dir = "$CTD_DIR/cni"
+T
+  fi
   [ -f "$CTD_DIR/config.toml" ] || cat >"$CTD_DIR/config.toml" <<T
 version = 2
 root = "$CTD_DIR/root"

@@ -1,0 +1,187 @@
+// husk-cri: a small CRI client for the tests (Debian has no crictl), talking to containerd's CRI
+// plugin the way the kubelet does. Configs are JSON files in crictl's format (the CRI messages'
+// JSON form). Subcommands print ids or JSON and exit non-zero with the runtime's error.
+//
+//   husk-cri [-r unix:///run/containerd/containerd.sock] [-t SECONDS] COMMAND ...
+//   version | runp POD.json [HANDLER] | stopp POD | rmp POD | inspectp POD | pods
+//   create POD CONTAINER.json POD.json | start CID | stop CID [TIMEOUT] | rm CID | inspect CID
+//   ps [POD] | exec CID CMD [ARG...]   (ExecSync: its stdout/stderr, its exit code)
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cri.grpc.pb.h"
+
+namespace {
+
+namespace cri = runtime::v1;
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: husk-cri [-r ENDPOINT] [-t SECONDS] version | runp POD.json [HANDLER] | stopp POD | rmp POD |\n"
+               "       inspectp POD | pods | create POD CONTAINER.json POD.json | start CID | stop CID [TIMEOUT] |\n"
+               "       rm CID | inspect CID | ps [POD] | exec CID CMD [ARG...]\n");
+  return 2;
+}
+
+template <typename Msg>
+bool load_json(const std::string& path, Msg* out) {
+  std::ifstream f(path);
+  if (!f) {
+    std::fprintf(stderr, "husk-cri: cannot read %s\n", path.c_str());
+    return false;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;  // crictl's files carry fields this client does not model
+  auto st = google::protobuf::util::JsonStringToMessage(ss.str(), out, opts);
+  if (!st.ok()) {
+    std::fprintf(stderr, "husk-cri: %s: %s\n", path.c_str(), st.ToString().c_str());
+    return false;
+  }
+  return true;
+}
+
+template <typename Msg>
+void print_json(const Msg& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = true;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;  // SANDBOX_READY and CONTAINER_CREATED are 0
+  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+  std::cout << out;
+}
+
+const char* state_name(cri::ContainerState s) {
+  switch (s) {
+    case cri::CONTAINER_CREATED: return "CREATED";
+    case cri::CONTAINER_RUNNING: return "RUNNING";
+    case cri::CONTAINER_EXITED: return "EXITED";
+    default: return "UNKNOWN";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string endpoint = "unix:///run/containerd/containerd.sock";
+  int timeout_s = 300;
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i += 2) {
+    if (i + 1 >= argc) return usage();
+    std::string opt = argv[i];
+    if (opt == "-r") endpoint = argv[i + 1];
+    else if (opt == "-t") timeout_s = std::atoi(argv[i + 1]);
+    else return usage();
+  }
+  if (i >= argc) return usage();
+  std::string cmd = argv[i++];
+  std::vector<std::string> args(argv + i, argv + argc);
+
+  auto channel = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
+  auto rt = cri::RuntimeService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  auto fail = [](const grpc::Status& s) {
+    std::fprintf(stderr, "husk-cri: %s (code %d)\n", s.error_message().c_str(), static_cast<int>(s.error_code()));
+    return 1;
+  };
+
+  if (cmd == "version") {
+    cri::VersionRequest req;
+    req.set_version("v1");
+    cri::VersionResponse resp;
+    if (auto s = rt->Version(&ctx, req, &resp); !s.ok()) return fail(s);
+    print_json(resp);
+  } else if (cmd == "runp" && (args.size() == 1 || args.size() == 2)) {
+    cri::RunPodSandboxRequest req;
+    if (!load_json(args[0], req.mutable_config())) return 1;
+    if (args.size() == 2) req.set_runtime_handler(args[1]);
+    cri::RunPodSandboxResponse resp;
+    if (auto s = rt->RunPodSandbox(&ctx, req, &resp); !s.ok()) return fail(s);
+    std::cout << resp.pod_sandbox_id() << "\n";
+  } else if ((cmd == "stopp" || cmd == "rmp" || cmd == "inspectp") && args.size() == 1) {
+    if (cmd == "stopp") {
+      cri::StopPodSandboxRequest req;
+      req.set_pod_sandbox_id(args[0]);
+      cri::StopPodSandboxResponse resp;
+      if (auto s = rt->StopPodSandbox(&ctx, req, &resp); !s.ok()) return fail(s);
+    } else if (cmd == "rmp") {
+      cri::RemovePodSandboxRequest req;
+      req.set_pod_sandbox_id(args[0]);
+      cri::RemovePodSandboxResponse resp;
+      if (auto s = rt->RemovePodSandbox(&ctx, req, &resp); !s.ok()) return fail(s);
+    } else {
+      cri::PodSandboxStatusRequest req;
+      req.set_pod_sandbox_id(args[0]);
+      cri::PodSandboxStatusResponse resp;
+      if (auto s = rt->PodSandboxStatus(&ctx, req, &resp); !s.ok()) return fail(s);
+      print_json(resp.status());
+    }
+  } else if (cmd == "pods" && args.empty()) {
+    cri::ListPodSandboxRequest req;
+    cri::ListPodSandboxResponse resp;
+    if (auto s = rt->ListPodSandbox(&ctx, req, &resp); !s.ok()) return fail(s);
+    for (const auto& p : resp.items())
+      std::cout << p.id() << " " << (p.state() == cri::SANDBOX_READY ? "READY" : "NOTREADY") << " " << p.metadata().name()
+                << " " << p.runtime_handler() << "\n";
+  } else if (cmd == "create" && args.size() == 3) {
+    cri::CreateContainerRequest req;
+    req.set_pod_sandbox_id(args[0]);
+    if (!load_json(args[1], req.mutable_config()) || !load_json(args[2], req.mutable_sandbox_config())) return 1;
+    cri::CreateContainerResponse resp;
+    if (auto s = rt->CreateContainer(&ctx, req, &resp); !s.ok()) return fail(s);
+    std::cout << resp.container_id() << "\n";
+  } else if (cmd == "start" && args.size() == 1) {
+    cri::StartContainerRequest req;
+    req.set_container_id(args[0]);
+    cri::StartContainerResponse resp;
+    if (auto s = rt->StartContainer(&ctx, req, &resp); !s.ok()) return fail(s);
+  } else if (cmd == "stop" && (args.size() == 1 || args.size() == 2)) {
+    cri::StopContainerRequest req;
+    req.set_container_id(args[0]);
+    req.set_timeout(args.size() == 2 ? std::atoll(args[1].c_str()) : 0);
+    cri::StopContainerResponse resp;
+    if (auto s = rt->StopContainer(&ctx, req, &resp); !s.ok()) return fail(s);
+  } else if (cmd == "rm" && args.size() == 1) {
+    cri::RemoveContainerRequest req;
+    req.set_container_id(args[0]);
+    cri::RemoveContainerResponse resp;
+    if (auto s = rt->RemoveContainer(&ctx, req, &resp); !s.ok()) return fail(s);
+  } else if (cmd == "inspect" && args.size() == 1) {
+    cri::ContainerStatusRequest req;
+    req.set_container_id(args[0]);
+    cri::ContainerStatusResponse resp;
+    if (auto s = rt->ContainerStatus(&ctx, req, &resp); !s.ok()) return fail(s);
+    print_json(resp.status());
+  } else if (cmd == "ps" && args.size() <= 1) {
+    cri::ListContainersRequest req;
+    if (args.size() == 1) req.mutable_filter()->set_pod_sandbox_id(args[0]);
+    cri::ListContainersResponse resp;
+    if (auto s = rt->ListContainers(&ctx, req, &resp); !s.ok()) return fail(s);
+    for (const auto& c : resp.containers())
+      std::cout << c.id() << " " << state_name(c.state()) << " " << c.metadata().name() << " " << c.pod_sandbox_id() << "\n";
+  } else if (cmd == "exec" && args.size() >= 2) {
+    cri::ExecSyncRequest req;
+    req.set_container_id(args[0]);
+    for (size_t k = 1; k < args.size(); ++k) req.add_cmd(args[k]);
+    req.set_timeout(timeout_s);
+    cri::ExecSyncResponse resp;
+    if (auto s = rt->ExecSync(&ctx, req, &resp); !s.ok()) return fail(s);
+    std::cout << resp.stdout();
+    std::cerr << resp.stderr();
+    return resp.exit_code();
+  } else {
+    return usage();
+  }
+  return 0;
+}
