@@ -1,5 +1,6 @@
 #include "shim/bundle.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -47,14 +48,38 @@ Result<Bundle> load_bundle(const std::string& path) {
   return b;
 }
 
-std::string config_for_guest(const Bundle& b) {
-  if (b.netns_path.empty()) return b.config_json;
+Result<std::string> config_for_guest(const Bundle& b, const std::function<Result<std::string>(const std::string& source, bool ro)>& share) {
   nlohmann::json spec = b.spec;
-  auto& ns = spec["linux"]["namespaces"];
-  nlohmann::json kept = nlohmann::json::array();
-  for (const auto& n : ns)
-    if (!(n.is_object() && n.value("type", "") == "network")) kept.push_back(n);
-  ns = std::move(kept);
+  if (!b.netns_path.empty()) {
+    auto& ns = spec["linux"]["namespaces"];
+    nlohmann::json kept = nlohmann::json::array();
+    for (const auto& n : ns)
+      if (!(n.is_object() && n.value("type", "") == "network")) kept.push_back(n);
+    ns = std::move(kept);
+  }
+  if (auto mounts = spec.find("mounts"); mounts != spec.end() && mounts->is_array()) {
+    try {
+      for (auto& m : *mounts) {
+        if (!m.is_object()) continue;
+        std::vector<std::string> opts;
+        if (m.contains("options") && m.at("options").is_array()) opts = m.at("options").get<std::vector<std::string>>();
+        auto has = [&](const char* o) { return std::find(opts.begin(), opts.end(), o) != opts.end(); };
+        bool bind = m.value("type", "") == "bind" || has("bind") || has("rbind");
+        std::string source = m.value("source", "");
+        if (!bind || source.empty() || source[0] != '/') continue;
+        if (m.value("destination", "") == "/dev/shm") {
+          m = {{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
+               {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}};
+          continue;
+        }
+        auto guest = share(source, has("ro"));
+        if (!guest) return guest.error();
+        m["source"] = *guest;
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return make_error(ErrorCode::kInvalidArgument, "config.json mounts: %s", e.what());
+    }
+  }
   return spec.dump();
 }
 

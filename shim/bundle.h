@@ -3,6 +3,7 @@
 // (how to attach its root, how big its VM is) both read it through here.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -23,9 +24,12 @@ struct Bundle {
 
 Result<Bundle> load_bundle(const std::string& path);
 
-// config.json for an agent in a VM: a network namespace path names the host's namespace, which the
-// guest does not have; the shim extends that namespace into the VM instead (shim/network.h), so the
-// container joins the guest namespace the agent configured: the entry is dropped.
-std::string config_for_guest(const Bundle& b);
+// config.json for an agent in a VM. A network namespace path names the host's namespace, which
+// the guest does not have; the shim extends that namespace into the VM instead (shim/network.h),
+// so the container joins the guest namespace the agent configured: the entry is dropped. Bind
+// mounts of host files and directories (CRI's /etc/hosts, resolv.conf, hostname, volumes) are
+// handed to `share`, which makes them visible in the guest and returns the guest path to mount
+// from; CRI's pod /dev/shm (a host tmpfs) becomes a tmpfs of the guest's.
+Result<std::string> config_for_guest(const Bundle& b, const std::function<Result<std::string>(const std::string& source, bool ro)>& share);
 
 }  // namespace husk::shim

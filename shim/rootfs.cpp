@@ -116,9 +116,9 @@ Status mount_rootfs(const std::vector<RootfsMount>& mounts, int target, bool rea
   return {};
 }
 
-void unmount_all(int dirfd, const std::string& rel) {
+void unmount_all(int dirfd, const std::string& rel, bool directory) {
   for (int i = 0; i < 64; i++) {  // stacked mounts, one at a time; bounded in case of a loop
-    auto fd = open_beneath(dirfd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    auto fd = open_beneath(dirfd, rel, O_PATH | O_NOFOLLOW | (directory ? O_DIRECTORY : 0));
     if (!fd) return;
     // The magic link names exactly the mount the fd was opened on (its root when `rel` is a
     // mount point); EINVAL once only the directory underneath is left.

@@ -35,7 +35,7 @@ Status mount_rootfs(const std::vector<RootfsMount>& mounts, int target, bool rea
 
 // Detaches every mount stacked on `rel` beneath `dirfd`, resolved without symlinks each time and
 // unmounted through the resolved fd itself, so no path component can be swapped meanwhile.
-void unmount_all(int dirfd, const std::string& rel);
+void unmount_all(int dirfd, const std::string& rel, bool directory = true);
 // The same for a whole path (opened as a directory first, following nothing in its last part).
 void unmount_all(const std::string& path);
 

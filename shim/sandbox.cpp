@@ -246,7 +246,15 @@ class VmSandbox : public Sandbox {
     r.set_path(std::string(kGuestShare) + "/" + Share::guest_subpath(id));
     return r;
   }
-  std::string guest_config(const Bundle& b) const override { return config_for_guest(b); }
+  Result<std::string> guest_config(const std::string& id, const Bundle& b) override {
+    if (!share_) return make_error("the sandbox has no share");
+    size_t n = 0;
+    return config_for_guest(b, [&](const std::string& source, bool ro) -> Result<std::string> {
+      auto sub = share_->add_volume(id, n++, source, ro);
+      if (!sub) return sub.error();
+      return std::string(kGuestShare) + "/" + *sub;
+    });
+  }
   void stop() override {
     channel_.reset();
     stop_helpers();  // virtiofsd lets go of the share

@@ -37,8 +37,11 @@ class Sandbox {
   virtual void detach_rootfs(const std::string& id, const std::string& bundle) = 0;
   // How the agent finds that root.
   virtual agent::v1::Rootfs rootfs(const std::string& id, const std::string& bundle) const = 0;
-  // config.json as this sandbox's agent needs it.
-  virtual std::string guest_config(const Bundle& b) const { return b.config_json; }
+  // config.json as this sandbox's agent needs it for container `id` (after attach_rootfs).
+  virtual Result<std::string> guest_config(const std::string& id, const Bundle& b) {
+    (void)id;
+    return b.config_json;
+  }
   // Drops the agent connection, stops the helpers (newest first: the VMM before the virtiofsd
   // it uses; SIGTERM, then SIGKILL after a grace period) and removes the directory.
   virtual void stop();

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -68,8 +69,52 @@ Status Share::add(const std::string& id, const std::vector<RootfsMount>& mounts,
   return {};
 }
 
+namespace {
+
+// Detaches every volume of container `id` (files and directories under <id>/volumes).
+void unmount_volumes(int mounts, const std::string& id) {
+  auto vols = open_beneath(mounts, id + "/volumes", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!vols) return;
+  std::vector<std::string> names;
+  if (DIR* d = fdopendir(dup(vols->get()))) {
+    while (dirent* e = readdir(d))
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+    closedir(d);
+  }
+  for (const auto& n : names) unmount_all(vols->get(), n, false);
+}
+
+}  // namespace
+
+Result<std::string> Share::add_volume(const std::string& id, size_t n, const std::string& source, bool readonly) {
+  if (!mounts_) return make_error("the share is gone");
+  auto top = open_beneath(mounts_.get(), id, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+  if (!top) return top.error();
+  auto vols = make_dir(top->get(), "volumes", 0755, true);
+  if (!vols) return vols.error();
+  struct stat st;
+  if (::stat(source.c_str(), &st) != 0)
+    return make_error(ErrorCode::kFailedPrecondition, "bind mount source %s: %s", source.c_str(), strerror(errno));
+  std::string name = std::to_string(n);
+  UniqueFd target;
+  if (S_ISDIR(st.st_mode)) {
+    auto d = make_dir(vols->get(), name, 0755);
+    if (!d) return d.error();
+    target = std::move(d.value());
+  } else {
+    UniqueFd f(openat(vols->get(), name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!f) return make_error("creating the mount point for %s: %s", source.c_str(), strerror(errno));
+    auto p = open_beneath(vols->get(), name, O_PATH | O_NOFOLLOW);
+    if (!p) return p.error();
+    target = std::move(p.value());
+  }
+  if (auto s = mount_rootfs({{"bind", source, {"rbind"}}}, target.get(), readonly); !s) return s.error();
+  return id + "/volumes/" + name;
+}
+
 void Share::remove(const std::string& id) {
   if (!mounts_ || id.empty() || id.find('/') != std::string::npos) return;
+  unmount_volumes(mounts_.get(), id);
   unmount_all(mounts_.get(), id + "/rootfs");
   if (auto s = remove_tree(mounts_.get(), id); !s) LOG_WARN("removing container %s from the share: %s", id.c_str(), s.error().message.c_str());
 }
@@ -87,6 +132,7 @@ void Share::cleanup(const std::string& dir, const std::string& id) {
   if (!top) return;
   UniqueFd mounts(open(m.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!id.empty()) {
+    if (mounts) unmount_volumes(mounts.get(), id);
     if (mounts) unmount_all(mounts.get(), id + "/rootfs");
     if (mounts) (void)remove_tree(mounts.get(), id);
   } else if (mounts) {
@@ -97,6 +143,7 @@ void Share::cleanup(const std::string& dir, const std::string& id) {
         if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ids.push_back(e->d_name);
       closedir(d);
       for (const auto& other : ids) {
+        unmount_volumes(mounts.get(), other);
         unmount_all(mounts.get(), other + "/rootfs");
         (void)remove_tree(mounts.get(), other);
       }

@@ -33,6 +33,11 @@ class Share {
   Status add(const std::string& id, const std::vector<RootfsMount>& mounts, bool readonly);
   // The root's path inside the export (the agent mounts the share and uses this subpath).
   static std::string guest_subpath(const std::string& id) { return id + "/rootfs"; }
+  // Bind-mounts the host file or directory `source` that container `id`'s config.json mounts
+  // (CRI's /etc/hosts, resolv.conf, hostname; a volume) at mounts/<id>/volumes/<n>, read-only
+  // when asked, and returns its path inside the export. `source` is containerd's (trusted as
+  // containerd's, like the root's mounts); add() must have run for `id`.
+  Result<std::string> add_volume(const std::string& id, size_t n, const std::string& source, bool readonly);
   // Detaches container `id`'s root and removes its directories.
   void remove(const std::string& id);
   // Everything: every root, shared/, mounts/. Also run by the destructor.

@@ -266,7 +266,9 @@ Reply TaskService::create(const std::string& payload, const ttrpc::CallContext& 
 
   v1::CreateContainerRequest creq;
   creq.set_id(req.id());
-  creq.set_config_json(call->sandbox->guest_config(*bundle));
+  auto guest_config = call->sandbox->guest_config(req.id(), *bundle);
+  if (!guest_config) return fail(guest_config.error(), true);
+  creq.set_config_json(*guest_config);
   *creq.mutable_rootfs() = call->sandbox->rootfs(req.id(), req.bundle());
   bool io = !req.stdin().empty() || !req.stdout().empty() || !req.stderr().empty();
   creq.set_stdio(io ? v1::STDIO_STREAM : v1::STDIO_NULL);

@@ -24,6 +24,9 @@ cat >"$D/cni/10-husk.conflist" <<J
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.217.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}],
             "dataDir": "$D/cni-ipam"}}]}
 J
+# The CRI plugin copies the node's /etc/hosts and resolv.conf into each pod (the test host has none).
+[ -e /etc/hosts ] || printf '127.0.0.1 localhost\n' >/etc/hosts
+[ -e /etc/resolv.conf ] || : >/etc/resolv.conf
 trap ctd_cleanup EXIT
 ctd_start
 ctr -n k8s.io image import "$HUSK_OCI_IMAGE" >/dev/null

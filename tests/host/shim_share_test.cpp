@@ -121,5 +121,41 @@ TEST_F(ShareTest, SymlinkSwappedInBeforeDetachIsNotFollowed) {
   expect_canary_untouched();
 }
 
+TEST_F(ShareTest, HostFilesAndDirectoriesAContainerMountsAppearInTheExport) {
+  auto share = Share::create(dir);
+  ASSERT_TRUE(share.ok()) << share.error().message;
+  ASSERT_TRUE(share->add("c1", {{"bind", image, {"rbind"}}}, false).ok());
+  // What CRI bind-mounts into a container: a file it wrote (hosts) and a directory (a volume).
+  std::string hosts = base + "/hosts", vol = base + "/vol";
+  std::ofstream(hosts) << "127.0.0.1 localhost";
+  fs::create_directories(vol);
+  std::ofstream(vol + "/data") << "volume-data";
+  auto f = share->add_volume("c1", 0, hosts, false);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_EQ(*f, "c1/volumes/0");
+  auto d = share->add_volume("c1", 1, vol, true);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  std::ifstream hf(share->export_dir() + "/c1/volumes/0");
+  std::string line;
+  std::getline(hf, line);
+  EXPECT_EQ(line, "127.0.0.1 localhost");
+  std::ifstream vf(share->export_dir() + "/c1/volumes/1/data");
+  std::string data;
+  vf >> data;
+  EXPECT_EQ(data, "volume-data");
+  // Read-only when the mount says so: even root cannot write through it.
+  EXPECT_FALSE(std::ofstream(share->export_dir() + "/c1/volumes/1/new").is_open());
+  // A missing source is an error naming it.
+  auto missing = share->add_volume("c1", 2, base + "/nope", false);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find(base + "/nope"), std::string::npos);
+  // Removing the container detaches its volumes: the host's files stay, no mount is left.
+  share->remove("c1");
+  EXPECT_EQ(mounts_text().find(base + "/sandbox/mounts/c1"), std::string::npos) << mounts_text();
+  EXPECT_TRUE(fs::exists(hosts));
+  EXPECT_TRUE(fs::exists(vol + "/data"));
+  expect_canary_untouched();
+}
+
 }  // namespace
 }  // namespace husk::shim
