@@ -1,5 +1,7 @@
 #include "shim/bundle.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -46,6 +48,26 @@ Result<Bundle> load_bundle(const std::string& path) {
     return make_error(ErrorCode::kInvalidArgument, "config.json: %s", e.what());
   }
   return b;
+}
+
+std::vector<MountPoint> mountpoints_of(const Bundle& b) {
+  std::vector<MountPoint> out;
+  auto mounts = b.spec.find("mounts");
+  if (mounts == b.spec.end() || !mounts->is_array()) return out;
+  for (const auto& m : *mounts) {
+    if (!m.is_object() || !m.contains("destination") || !m.at("destination").is_string()) continue;
+    std::string dest = m.at("destination").get<std::string>();
+    while (!dest.empty() && dest[0] == '/') dest.erase(0, 1);
+    if (dest.empty()) continue;
+    bool directory = true;
+    if (m.value("type", "") == "bind" && m.contains("source") && m.at("source").is_string()) {
+      struct stat st;
+      std::string src = m.at("source").get<std::string>();
+      directory = !(::stat(src.c_str(), &st) == 0 && !S_ISDIR(st.st_mode));
+    }
+    out.push_back({dest, directory});
+  }
+  return out;
 }
 
 Result<std::string> config_for_guest(const Bundle& b, const std::function<Result<std::string>(const std::string& source, bool ro)>& share) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "shim/rootfs.h"
 
 namespace husk::shim {
 
@@ -23,6 +24,10 @@ struct Bundle {
 };
 
 Result<Bundle> load_bundle(const std::string& path);
+
+// The mount points config.json's mounts need in the root: files for binds of host files,
+// directories for the rest.
+std::vector<MountPoint> mountpoints_of(const Bundle& b);
 
 // config.json for an agent in a VM. A network namespace path names the host's namespace, which
 // the guest does not have; the shim extends that namespace into the VM instead (shim/network.h),

@@ -106,10 +106,55 @@ Result<UniqueFd> make_dir(int dirfd, const std::string& name, mode_t mode, bool 
   return fd;
 }
 
-Status mount_rootfs(const std::vector<RootfsMount>& mounts, int target, bool readonly) {
-  for (const auto& m : mounts) {
-    auto mnt = build_mount(m, readonly);
+namespace {
+
+// Creates `mp` beneath the root `root` (a detached mount) unless something is there already:
+// every component resolved without symlinks, so an image's symlink is left alone (the agent
+// decides about it in the guest), never followed out of the root.
+void create_mountpoint(int root, const MountPoint& mp) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < mp.path.size();) {
+    size_t j = mp.path.find('/', i);
+    if (j == std::string::npos) j = mp.path.size();
+    if (j > i) parts.push_back(mp.path.substr(i, j - i));
+    i = j + 1;
+  }
+  if (parts.empty()) return;
+  UniqueFd dir(fcntl(root, F_DUPFD_CLOEXEC, 3));
+  for (size_t k = 0; k < parts.size(); ++k) {
+    const std::string& name = parts[k];
+    if (name == "." || name == "..") return;
+    bool last = k + 1 == parts.size();
+    if (!last || mp.directory) {
+      (void)mkdirat(dir.get(), name.c_str(), 0755);
+      auto next = open_beneath(dir.get(), name, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+      if (!next) return;  // a symlink or a file where a directory should be: not ours to change
+      dir = std::move(next.value());
+    } else {
+      UniqueFd f(openat(dir.get(), name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644));
+    }
+  }
+}
+
+}  // namespace
+
+Status mount_rootfs(const std::vector<RootfsMount>& mounts, int target, bool readonly, const std::vector<MountPoint>& mountpoints) {
+  for (size_t i = 0; i < mounts.size(); ++i) {
+    const auto& m = mounts[i];
+    bool top = i + 1 == mounts.size();
+    // The top mount is what the container sees: with mount points to make, it is built writable,
+    // they are made on it while it is still detached (nobody else sees it), then it turns read-only.
+    bool later_ro = top && readonly && !mountpoints.empty();
+    auto mnt = build_mount(m, readonly && !later_ro);
     if (!mnt) return mnt.error();
+    if (top)
+      for (const auto& mp : mountpoints) create_mountpoint(mnt->get(), mp);
+    if (later_ro) {
+      mount_attr attr{};
+      attr.attr_set = MOUNT_ATTR_RDONLY;
+      if (mount_setattr(mnt->get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
+        return make_error("making the container root read-only: %s", strerror(errno));
+    }
     if (move_mount(mnt->get(), "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
       return make_error("attaching the container root (%s %s): %s", m.type.c_str(), m.source.c_str(), strerror(errno));
   }

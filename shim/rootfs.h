@@ -29,9 +29,18 @@ struct RootfsMount {
   std::vector<std::string> options;
 };
 
+// A mount point config.json needs (relative to the root). In a root the shim makes read-only it
+// is created, when missing, on the detached root before that becomes read-only, as runc creates
+// them before its read-only remount (CRI's pause image has no /etc/resolv.conf to mount over).
+struct MountPoint {
+  std::string path;
+  bool directory = true;
+};
+
 // Mounts `mounts` in order on the directory `target` (an O_PATH fd), each built detached and
-// read-only when its options say "ro" or `readonly` is set.
-Status mount_rootfs(const std::vector<RootfsMount>& mounts, int target, bool readonly);
+// read-only when its options say "ro" or `readonly` is set; `mountpoints` go into the top one.
+Status mount_rootfs(const std::vector<RootfsMount>& mounts, int target, bool readonly,
+                    const std::vector<MountPoint>& mountpoints = {});
 
 // Detaches every mount stacked on `rel` beneath `dirfd`, resolved without symlinks each time and
 // unmounted through the resolved fd itself, so no path component can be swapped meanwhile.

@@ -234,9 +234,9 @@ class VmSandbox : public Sandbox {
     return {};
   }
   Status attach_rootfs(const std::string& id, const std::string&, const std::vector<RootfsMount>& mounts,
-                       bool readonly) override {
+                       bool readonly, const std::vector<MountPoint>& mountpoints) override {
     if (!share_) return make_error("the sandbox has no share");
-    return share_->add(id, mounts, readonly);
+    return share_->add(id, mounts, readonly, mountpoints);
   }
   void detach_rootfs(const std::string& id, const std::string&) override {
     if (share_) share_->remove(id);
@@ -310,13 +310,13 @@ class HostSandbox : public Sandbox {
     return {};
   }
   Status attach_rootfs(const std::string&, const std::string& bundle, const std::vector<RootfsMount>& mounts,
-                       bool readonly) override {
+                       bool readonly, const std::vector<MountPoint>& mountpoints) override {
     // Onto <bundle>/rootfs (containerd made it), opened without following a symlink.
     UniqueFd b(open(bundle.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!b) return make_error("bundle %s: %s", bundle.c_str(), strerror(errno));
     auto target = open_beneath(b.get(), "rootfs", O_PATH | O_DIRECTORY | O_NOFOLLOW);
     if (!target) return target.error().wrap("the container root in " + bundle + ": ");
-    return mount_rootfs(mounts, target->get(), readonly);
+    return mount_rootfs(mounts, target->get(), readonly, mountpoints);
   }
   void detach_rootfs(const std::string&, const std::string& bundle) override { unmount_all(bundle + "/rootfs"); }
   agent::v1::Rootfs rootfs(const std::string&, const std::string& bundle) const override {

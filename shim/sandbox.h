@@ -31,9 +31,10 @@ class Sandbox {
   virtual Status start() = 0;
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   // Attaches container `id`'s root (containerd's mounts, or a bind of its root directory)
-  // where the agent will find it; read-only on the host when `readonly`.
+  // where the agent will find it; read-only on the host when `readonly`, with `mountpoints`
+  // made in it first.
   virtual Status attach_rootfs(const std::string& id, const std::string& bundle, const std::vector<RootfsMount>& mounts,
-                               bool readonly) = 0;
+                               bool readonly, const std::vector<MountPoint>& mountpoints) = 0;
   virtual void detach_rootfs(const std::string& id, const std::string& bundle) = 0;
   // How the agent finds that root.
   virtual agent::v1::Rootfs rootfs(const std::string& id, const std::string& bundle) const = 0;

@@ -53,7 +53,8 @@ Result<Share> Share::create(const std::string& dir) {
 
 Share::~Share() { destroy(); }
 
-Status Share::add(const std::string& id, const std::vector<RootfsMount>& mounts, bool readonly) {
+Status Share::add(const std::string& id, const std::vector<RootfsMount>& mounts, bool readonly,
+                  const std::vector<MountPoint>& mountpoints) {
   if (!mounts_) return make_error("the share is gone");
   auto top = make_dir(mounts_.get(), id, 0700);
   if (!top) return top.error();
@@ -62,7 +63,7 @@ Status Share::add(const std::string& id, const std::vector<RootfsMount>& mounts,
     (void)remove_tree(mounts_.get(), id);
     return root.error();
   }
-  if (auto s = mount_rootfs(mounts, root->get(), readonly); !s) {
+  if (auto s = mount_rootfs(mounts, root->get(), readonly, mountpoints); !s) {
     remove(id);
     return s;
   }

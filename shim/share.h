@@ -30,7 +30,8 @@ class Share {
   // Where virtiofsd exports from.
   std::string export_dir() const { return dir_ + "/shared"; }
   // Creates mounts/<id>/rootfs and attaches the container's root there.
-  Status add(const std::string& id, const std::vector<RootfsMount>& mounts, bool readonly);
+  Status add(const std::string& id, const std::vector<RootfsMount>& mounts, bool readonly,
+             const std::vector<MountPoint>& mountpoints = {});
   // The root's path inside the export (the agent mounts the share and uses this subpath).
   static std::string guest_subpath(const std::string& id) { return id + "/rootfs"; }
   // Bind-mounts the host file or directory `source` that container `id`'s config.json mounts

@@ -260,7 +260,9 @@ Reply TaskService::create(const std::string& payload, const ttrpc::CallContext& 
       std::lock_guard lk(mu_);
       tasks_[req.id()].attached = true;  // some of the mounts may be on it even if this fails
     }
-    if (auto s = call->sandbox->attach_rootfs(req.id(), req.bundle(), mounts, bundle->root_readonly); !s)
+    if (auto s = call->sandbox->attach_rootfs(req.id(), req.bundle(), mounts, bundle->root_readonly,
+                                              bundle->root_readonly ? mountpoints_of(*bundle) : std::vector<MountPoint>{});
+        !s)
       return fail(make_error(ErrorCode::kFailedPrecondition, "%s", s.error().message.c_str()), true);
   }
 

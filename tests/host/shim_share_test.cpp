@@ -157,5 +157,22 @@ TEST_F(ShareTest, HostFilesAndDirectoriesAContainerMountsAppearInTheExport) {
   expect_canary_untouched();
 }
 
+TEST_F(ShareTest, MountPointsAreMadeInAReadOnlyRootBeforeItTurnsReadOnly) {
+  auto share = Share::create(dir);
+  ASSERT_TRUE(share.ok()) << share.error().message;
+  fs::create_directories(image + "/etc");
+  fs::create_symlink(canary, image + "/escape");  // an image's symlink must not be followed
+  ASSERT_TRUE(share->add("c1", {{"bind", image, {"rbind"}}}, true,
+                         {{"etc/resolv.conf", false}, {"run/secrets/x", true}, {"escape/planted", false}}).ok());
+  std::string root = share->export_dir() + "/c1/rootfs";
+  EXPECT_TRUE(fs::is_regular_file(root + "/etc/resolv.conf"));
+  EXPECT_TRUE(fs::is_directory(root + "/run/secrets/x"));
+  EXPECT_FALSE(fs::exists(canary + "/planted"));
+  // And the root is read-only all the same.
+  EXPECT_FALSE(std::ofstream(root + "/etc/new-file").is_open());
+  share->remove("c1");
+  expect_canary_untouched();
+}
+
 }  // namespace
 }  // namespace husk::shim

@@ -154,7 +154,10 @@ class FakeSandbox : public Sandbox {
     channel_ = server_->InProcessChannel(grpc::ChannelArguments());
     return {};
   }
-  Status attach_rootfs(const std::string&, const std::string&, const std::vector<RootfsMount>&, bool) override { return {}; }
+  Status attach_rootfs(const std::string&, const std::string&, const std::vector<RootfsMount>&, bool,
+                       const std::vector<MountPoint>&) override {
+    return {};
+  }
   void detach_rootfs(const std::string&, const std::string&) override {}
   agent::v1::Rootfs rootfs(const std::string&, const std::string& bundle) const override {
     agent::v1::Rootfs r;
