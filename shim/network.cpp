@@ -1,8 +1,13 @@
 #include "shim/network.h"
 
+#include <net/if.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "common/log.h"
+#include "common/tap.h"
 #include "net/agent_proto.h"
 #include "net/netns.h"
 
@@ -41,17 +46,17 @@ Result<PodNetwork> PodNetwork::attach(const std::string& netns_path) {
       Link l;
       l.pod = i;
       l.tap = "tap" + std::to_string(n++) + kTapSuffix;
-      auto fd = netlink::open_tap(l.tap);
+      auto fd = open_tap(l.tap, false);
       if (!fd) return fd.error();
       l.tap_fd = std::move(*fd);
       net.links_.push_back(std::move(l));
       auto& added = net.links_.back();
       if (auto s = sock->set_up(added.tap, i.mtu); !s) return s;
-      auto now = sock->interfaces();
-      if (!now) return now.error();
-      auto tap = std::find_if(now->begin(), now->end(), [&](const netlink::Interface& x) { return x.name == added.tap; });
-      if (tap == now->end()) return make_error("tap %s vanished", added.tap.c_str());
-      if (auto s = sock->mirror(i.index, tap->index); !s) return s.error().wrap("joining " + i.name + " and " + added.tap + ": ");
+      // This thread is in the namespace, so the name resolves there.
+      unsigned tap_index = if_nametoindex(added.tap.c_str());
+      if (tap_index == 0) return make_error("tap %s vanished: %s", added.tap.c_str(), strerror(errno));
+      if (auto s = sock->mirror(i.index, static_cast<int>(tap_index)); !s)
+        return s.error().wrap("joining " + i.name + " and " + added.tap + ": ");
     }
     if (net.links_.empty()) return make_error(ErrorCode::kFailedPrecondition, "no interface to extend into the VM");
     auto routes = sock->routes();

@@ -72,17 +72,22 @@ Status Share::add(const std::string& id, const std::vector<RootfsMount>& mounts,
 
 namespace {
 
-// Detaches every volume of container `id` (files and directories under <id>/volumes).
-void unmount_volumes(int mounts, const std::string& id) {
-  auto vols = open_beneath(mounts, id + "/volumes", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-  if (!vols) return;
+// The names in directory `dirfd` (opened for reading), "." and ".." left out.
+std::vector<std::string> entries(int dirfd) {
   std::vector<std::string> names;
-  if (DIR* d = fdopendir(dup(vols->get()))) {
+  if (DIR* d = fdopendir(dup(dirfd))) {
     while (dirent* e = readdir(d))
       if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
     closedir(d);
   }
-  for (const auto& n : names) unmount_all(vols->get(), n, false);
+  return names;
+}
+
+// Detaches every volume of container `id` (files and directories under <id>/volumes).
+void unmount_volumes(int mounts, const std::string& id) {
+  auto vols = open_beneath(mounts, id + "/volumes", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!vols) return;
+  for (const auto& n : entries(vols->get())) unmount_all(vols->get(), n, false);
 }
 
 }  // namespace
@@ -138,28 +143,14 @@ void Share::cleanup(const std::string& dir, const std::string& id) {
     if (mounts) (void)remove_tree(mounts.get(), id);
   } else if (mounts) {
     // Every container still here (a teardown with containers left, or a crash).
-    if (DIR* d = fdopendir(dup(mounts.get()))) {
-      std::vector<std::string> ids;
-      while (dirent* e = readdir(d))
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ids.push_back(e->d_name);
-      closedir(d);
-      for (const auto& other : ids) {
-        unmount_volumes(mounts.get(), other);
-        unmount_all(mounts.get(), other + "/rootfs");
-        (void)remove_tree(mounts.get(), other);
-      }
+    for (const auto& other : entries(mounts.get())) {
+      unmount_volumes(mounts.get(), other);
+      unmount_all(mounts.get(), other + "/rootfs");
+      (void)remove_tree(mounts.get(), other);
     }
   }
   // The layout goes once no container root is left in it.
-  bool empty = true;
-  if (mounts) {
-    if (DIR* d = fdopendir(dup(mounts.get()))) {
-      while (dirent* e = readdir(d))
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
-      closedir(d);
-    }
-  }
-  if (!empty) return;
+  if (mounts && !entries(mounts.get()).empty()) return;
   mounts.reset();
   unmount_all(top.get(), kShared);
   unmount_all(top.get(), kMounts);

@@ -13,6 +13,7 @@
 
 #include "common/inherited_fd.h"
 #include "common/log.h"
+#include "common/tap.h"
 #include "vmm/virtio/chain_io.h"
 
 namespace husk::virtio {
@@ -28,7 +29,6 @@ constexpr uint64_t kFHostTso6 = 1ull << 12;
 // what the header asks (checksum, segmentation) and TCP is not cut into 1500-byte frames at the VM
 // boundary. No MRG_RXBUF: with GUEST_TSO, Linux posts 64 KiB receive chains ("big packets").
 constexpr uint64_t kOffloads = kFCsum | kFGuestCsum | kFGuestTso4 | kFGuestTso6 | kFHostTso4 | kFHostTso6;
-constexpr int kVnetHdrSize = 12;  // virtio_net_hdr_v1 (VERSION_1 always has num_buffers)
 constexpr uint64_t kNumBuffersOffset = 10;
 enum : uint16_t { kRxQueue = 0, kTxQueue = 1 };
 }  // namespace
@@ -62,21 +62,15 @@ Result<std::shared_ptr<Net>> Net::open(const NetConfig& cfg) {
     if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl | O_NONBLOCK) < 0)
       return make_error("--net %s: O_NONBLOCK: %s", cfg.tap.c_str(), strerror(errno));
     what = ifr.ifr_name;
+    int hdr = kVnetHdrSize;  // whoever opened it may have left the 10-byte default
+    if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) < 0)
+      return make_error("tap %s: TUNSETVNETHDRSZ: %s", what.c_str(), strerror(errno));
   } else {
-    if (cfg.tap.empty() || cfg.tap.size() >= IFNAMSIZ)
-      return make_error("tap name '%s' is empty or too long", cfg.tap.c_str());
-    fd.reset(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
-    if (!fd) return make_error("cannot open /dev/net/tun: %s", strerror(errno));
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, cfg.tap.c_str(), IFNAMSIZ - 1);
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-    if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0)
-      return make_error("cannot attach to tap %s: %s", cfg.tap.c_str(), strerror(errno));
+    auto opened = open_tap(cfg.tap, true);
+    if (!opened) return opened.error();
+    fd = std::move(*opened);
     what = cfg.tap;
   }
-  int hdr = kVnetHdrSize;
-  if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) < 0)
-    return make_error("tap %s: TUNSETVNETHDRSZ: %s", what.c_str(), strerror(errno));
   // Until a driver accepts offloads the tap must hand us complete, checksummed frames.
   if (::ioctl(fd.get(), TUNSETOFFLOAD, 0) < 0)
     return make_error("tap %s: TUNSETOFFLOAD: %s", what.c_str(), strerror(errno));
