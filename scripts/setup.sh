@@ -23,8 +23,9 @@ packages=(
   golang-github-gogo-googleapis-dev golang-github-containerd-cgroups-dev
   # guest kernel: Debian's 6.12 source and its build dependencies
   linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves xz-utils
-  # guest images and the test host (QEMU TCG with emulated SVM, busybox)
-  qemu-system-x86 busybox-static cpio
+  # guest images and the test host (QEMU TCG with emulated SVM, busybox); curl drives husk-vmm's
+  # control API in tests as Firecracker's users drive theirs (curl --unix-socket)
+  qemu-system-x86 busybox-static cpio curl
   # benchmark plots
   gnuplot-nox
 )

@@ -14,6 +14,7 @@
 #include "vmm/devices/serial.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/memory/guest_memory.h"
+#include "vmm/snapshot/format.h"
 
 namespace husk {
 
@@ -48,6 +49,14 @@ class Platform {
     uint32_t irq;
   };
   virtual Result<MmioSlot> virtio_slot(unsigned index) const = 0;
+
+  // Snapshots: the in-kernel interrupt controllers, timers and clock, then each vCPU, with every
+  // vCPU stopped outside KVM_RUN. Restore runs on a VM built by setup_vm/setup_vcpu, before any
+  // vCPU runs.
+  virtual Status save_vm(const kvm::Vm& vm, snapshot::Writer& w) = 0;
+  virtual Status restore_vm(kvm::Vm& vm, snapshot::Reader& r) = 0;
+  virtual Status save_vcpu(const kvm::Kvm& kvm, const kvm::Vcpu& vcpu, snapshot::Writer& w) = 0;
+  virtual Status restore_vcpu(kvm::Vcpu& vcpu, snapshot::Reader& r) = 0;
 };
 
 std::unique_ptr<Platform> make_platform();

@@ -141,4 +141,16 @@ void Serial::write_reg(uint8_t reg, uint8_t v) {
   }
 }
 
+void Serial::save(snapshot::Writer& w) const {
+  std::lock_guard g(mu_);
+  for (uint8_t v : {ier_, lcr_, mcr_, msr_, scr_, dll_, dlm_}) w.u8(v);
+  w.boolean(thre_pending_);
+}
+
+void Serial::restore(snapshot::Reader& r) {
+  std::lock_guard g(mu_);
+  for (uint8_t* v : {&ier_, &lcr_, &mcr_, &msr_, &scr_, &dll_, &dlm_}) *v = r.u8("serial register");
+  thre_pending_ = r.boolean("serial THRE pending");
+}
+
 }  // namespace husk

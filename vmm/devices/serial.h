@@ -12,6 +12,7 @@
 
 #include "vmm/devices/bus.h"
 #include "vmm/devices/interrupt.h"
+#include "vmm/snapshot/format.h"
 
 namespace husk {
 
@@ -33,6 +34,10 @@ class Serial : public BusDevice {
   // Called (from a vCPU thread) when the guest drained the input queue below half, so a paused
   // host reader can resume.
   void set_on_rx_space(std::function<void()> cb);
+
+  // Snapshots: the registers; host input not yet read by the guest is not kept.
+  void save(snapshot::Writer& w) const;
+  void restore(snapshot::Reader& r);
 
  private:
   uint8_t read_reg(uint8_t reg);

@@ -4,8 +4,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "vmm/kvm/flex_ioctls.h"
 
 namespace husk::kvm {
 namespace {
@@ -27,24 +30,6 @@ int xioctl(int fd, unsigned long req, A... args) {
   while (r < 0 && errno == EINTR);
   return r;
 }
-
-// KVM ioctls with flexible array members take a header followed by entries. linux-libc-dev's
-// __DECLARE_FLEX_ARRAY puts an empty struct before the array, which is zero-sized in C but one
-// byte in C++: both sizeof (baked into the ioctl numbers) and the array offset come out wrong.
-// So husk spells out the C layout of these headers and the ioctl numbers derived from it.
-struct CpuidHeader {
-  uint32_t nent, padding;
-};
-struct MsrsHeader {
-  uint32_t nmsrs, pad;
-};
-struct MsrListHeader {
-  uint32_t nmsrs;
-};
-constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
-constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
-constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
-constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
 
 template <class Header, class Entry>
 struct FlexBuffer {
@@ -105,6 +90,11 @@ Result<size_t> Kvm::vcpu_mmap_size() const {
   return static_cast<size_t>(n);
 }
 
+size_t Kvm::xsave_size() const {
+  int n = check_extension(KVM_CAP_XSAVE2);
+  return n > static_cast<int>(kXsaveBytes) ? static_cast<size_t>(n) : kXsaveBytes;
+}
+
 Result<Vm> Vm::create(const Kvm& kvm) {
   Vm vm;
   vm.fd_.reset(xioctl(kvm.fd(), KVM_CREATE_VM, 0));
@@ -155,6 +145,32 @@ Status Vm::register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t
   return check(xioctl(fd(), KVM_IOEVENTFD, &e), "KVM_IOEVENTFD");
 }
 
+Result<kvm_irqchip> Vm::get_irqchip(uint32_t chip) const {
+  kvm_irqchip c{};
+  c.chip_id = chip;
+  if (xioctl(fd_.get(), KVM_GET_IRQCHIP, &c) < 0) return fail("KVM_GET_IRQCHIP");
+  return c;
+}
+Status Vm::set_irqchip(const kvm_irqchip& c) { return check(xioctl(fd_.get(), KVM_SET_IRQCHIP, &c), "KVM_SET_IRQCHIP"); }
+Result<kvm_pit_state2> Vm::get_pit2() const {
+  kvm_pit_state2 p{};
+  if (xioctl(fd_.get(), KVM_GET_PIT2, &p) < 0) return fail("KVM_GET_PIT2");
+  return p;
+}
+Status Vm::set_pit2(const kvm_pit_state2& p) { return check(xioctl(fd_.get(), KVM_SET_PIT2, &p), "KVM_SET_PIT2"); }
+Result<kvm_clock_data> Vm::get_clock() const {
+  kvm_clock_data c{};
+  if (xioctl(fd_.get(), KVM_GET_CLOCK, &c) < 0) return fail("KVM_GET_CLOCK");
+  return c;
+}
+Status Vm::set_clock(const kvm_clock_data& c) {
+  // Only the clock value: the flags and realtime fields KVM_GET_CLOCK filled in describe the
+  // host that wrote the snapshot, and KVM_SET_CLOCK would reinterpret them here.
+  kvm_clock_data d{};
+  d.clock = c.clock;
+  return check(xioctl(fd_.get(), KVM_SET_CLOCK, &d), "KVM_SET_CLOCK");
+}
+
 Result<std::unique_ptr<Vcpu>> Vcpu::create(const Vm& vm, unsigned id, size_t mmap_size) {
   UniqueFd fd(xioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
   if (!fd) return fail("KVM_CREATE_VCPU");
@@ -199,6 +215,62 @@ Result<kvm_lapic_state> Vcpu::get_lapic() const {
   return l;
 }
 Status Vcpu::set_lapic(const kvm_lapic_state& l) { return check(xioctl(fd_.get(), KVM_SET_LAPIC, &l), "KVM_SET_LAPIC"); }
+
+Result<kvm_fpu> Vcpu::get_fpu() const {
+  kvm_fpu f{};
+  if (xioctl(fd_.get(), KVM_GET_FPU, &f) < 0) return fail("KVM_GET_FPU");
+  return f;
+}
+
+Result<std::vector<uint8_t>> Vcpu::get_xsave(size_t xsave_bytes) const {
+  std::vector<uint8_t> buf(std::max(xsave_bytes, kXsaveBytes));
+  unsigned long req = buf.size() > kXsaveBytes ? kGetXsave2 : kGetXsave;
+  if (xioctl(fd_.get(), req, buf.data()) < 0) return fail("KVM_GET_XSAVE");
+  return buf;
+}
+Status Vcpu::set_xsave(const std::vector<uint8_t>& xsave) {
+  if (xsave.size() < kXsaveBytes) return make_error("KVM_SET_XSAVE: %zu bytes of XSAVE state", xsave.size());
+  return check(xioctl(fd_.get(), kSetXsave, xsave.data()), "KVM_SET_XSAVE");
+}
+Result<kvm_xcrs> Vcpu::get_xcrs() const {
+  kvm_xcrs x{};
+  if (xioctl(fd_.get(), KVM_GET_XCRS, &x) < 0) return fail("KVM_GET_XCRS");
+  return x;
+}
+Status Vcpu::set_xcrs(const kvm_xcrs& x) { return check(xioctl(fd_.get(), KVM_SET_XCRS, &x), "KVM_SET_XCRS"); }
+
+Result<int> Vcpu::get_msrs(std::vector<kvm_msr_entry>& msrs) const {
+  FlexBuffer<MsrsHeader, kvm_msr_entry> buf(msrs.size());
+  buf.header()->nmsrs = static_cast<uint32_t>(msrs.size());
+  std::memcpy(buf.entries(), msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
+  int n = xioctl(fd_.get(), kGetMsrs, buf.header());
+  if (n < 0) return fail("KVM_GET_MSRS");
+  std::memcpy(msrs.data(), buf.entries(), msrs.size() * sizeof(kvm_msr_entry));
+  return n;
+}
+
+Result<kvm_vcpu_events> Vcpu::get_vcpu_events() const {
+  kvm_vcpu_events e{};
+  if (xioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &e) < 0) return fail("KVM_GET_VCPU_EVENTS");
+  return e;
+}
+Status Vcpu::set_vcpu_events(const kvm_vcpu_events& e) {
+  return check(xioctl(fd_.get(), KVM_SET_VCPU_EVENTS, &e), "KVM_SET_VCPU_EVENTS");
+}
+Result<kvm_mp_state> Vcpu::get_mp_state() const {
+  kvm_mp_state m{};
+  if (xioctl(fd_.get(), KVM_GET_MP_STATE, &m) < 0) return fail("KVM_GET_MP_STATE");
+  return m;
+}
+Status Vcpu::set_mp_state(const kvm_mp_state& m) { return check(xioctl(fd_.get(), KVM_SET_MP_STATE, &m), "KVM_SET_MP_STATE"); }
+Result<kvm_debugregs> Vcpu::get_debugregs() const {
+  kvm_debugregs d{};
+  if (xioctl(fd_.get(), KVM_GET_DEBUGREGS, &d) < 0) return fail("KVM_GET_DEBUGREGS");
+  return d;
+}
+Status Vcpu::set_debugregs(const kvm_debugregs& d) {
+  return check(xioctl(fd_.get(), KVM_SET_DEBUGREGS, &d), "KVM_SET_DEBUGREGS");
+}
 
 uint32_t Vcpu::tsc_khz() const {
   int r = xioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);

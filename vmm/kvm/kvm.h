@@ -23,6 +23,8 @@ class Kvm {
   Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
   Result<std::vector<uint32_t>> msr_index_list() const;
   Result<size_t> vcpu_mmap_size() const;
+  // Bytes of a vCPU's XSAVE state (4096 unless KVM_CAP_XSAVE2 asks for more).
+  size_t xsave_size() const;
   int fd() const { return fd_.get(); }
 
  private:
@@ -42,6 +44,13 @@ class Vm {
   // Registers `eventfd` to be signalled by a `len`-byte guest MMIO write of `datamatch` at
   // `addr`, without an exit to user space.
   Status register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch);
+  // Snapshot state of the in-kernel devices: chip 0/1 are the PICs, 2 the IOAPIC.
+  Result<kvm_irqchip> get_irqchip(uint32_t chip) const;
+  Status set_irqchip(const kvm_irqchip& c);
+  Result<kvm_pit_state2> get_pit2() const;
+  Status set_pit2(const kvm_pit_state2& p);
+  Result<kvm_clock_data> get_clock() const;
+  Status set_clock(const kvm_clock_data& c);
   int fd() const { return fd_.get(); }
 
  private:
@@ -65,6 +74,21 @@ class Vcpu {
   Result<int> set_msrs(const std::vector<kvm_msr_entry>& msrs);
   Result<kvm_lapic_state> get_lapic() const;
   Status set_lapic(const kvm_lapic_state& l);
+  // Snapshot state. XSAVE is a byte buffer: its size grows with the CPU's state components
+  // (KVM_CAP_XSAVE2), `xsave_bytes` from Kvm::xsave_size().
+  Result<kvm_fpu> get_fpu() const;
+  Result<std::vector<uint8_t>> get_xsave(size_t xsave_bytes) const;
+  Status set_xsave(const std::vector<uint8_t>& xsave);
+  Result<kvm_xcrs> get_xcrs() const;
+  Status set_xcrs(const kvm_xcrs& x);
+  // Reads the MSRs whose indices are in `msrs`; returns how many (from the front) KVM read.
+  Result<int> get_msrs(std::vector<kvm_msr_entry>& msrs) const;
+  Result<kvm_vcpu_events> get_vcpu_events() const;
+  Status set_vcpu_events(const kvm_vcpu_events& e);
+  Result<kvm_mp_state> get_mp_state() const;
+  Status set_mp_state(const kvm_mp_state& m);
+  Result<kvm_debugregs> get_debugregs() const;
+  Status set_debugregs(const kvm_debugregs& d);
   uint32_t tsc_khz() const;  // 0 when unknown
 
   // One KVM_RUN. Returns 0, or -errno (EINTR when kicked).

@@ -58,6 +58,102 @@ Result<GuestMemory> GuestMemory::create_impl(const std::vector<RamRegion>& regio
   return mem;
 }
 
+namespace {
+
+bool all_zero(const uint8_t* p, size_t n) {
+  const auto* w = reinterpret_cast<const uint64_t*>(p);  // page aligned
+  for (size_t i = 0; i < n / 8; ++i)
+    if (w[i]) return false;
+  return true;
+}
+
+Status pwrite_all(int fd, const uint8_t* p, uint64_t n, uint64_t off) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, std::min<uint64_t>(n, 1u << 30), static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return make_error("writing guest memory: %s", std::strerror(errno));
+    p += w, off += static_cast<uint64_t>(w), n -= static_cast<uint64_t>(w);
+  }
+  return {};
+}
+
+Status pread_all(int fd, uint8_t* p, uint64_t n, uint64_t off) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, std::min<uint64_t>(n, 1u << 30), static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return make_error("reading guest memory: %s", r == 0 ? "file too short" : std::strerror(errno));
+    p += r, off += static_cast<uint64_t>(r), n -= static_cast<uint64_t>(r);
+  }
+  return {};
+}
+
+}  // namespace
+
+Status GuestMemory::save(int fd) const {
+  if (::ftruncate(fd, static_cast<off_t>(total_size())) != 0)
+    return make_error("sizing the memory file: %s", std::strerror(errno));
+  uint64_t file_off = 0;
+  for (const auto& r : regions_) {
+    // Runs of non-zero pages, written as one call each.
+    uint64_t run_start = 0;
+    bool in_run = false;
+    for (uint64_t off = 0; off <= r.size; off += kPage) {
+      bool data = off < r.size && !all_zero(r.host() + off, kPage);
+      if (data && !in_run) run_start = off, in_run = true;
+      if (!data && in_run) {
+        HUSK_TRY(pwrite_all(fd, r.host() + run_start, off - run_start, file_off + run_start));
+        in_run = false;
+      }
+    }
+    file_off += r.size;
+  }
+  return {};
+}
+
+Result<GuestMemory> GuestMemory::restore(const std::vector<RamRegion>& regions, int fd, bool shared) {
+  uint64_t want = 0;
+  for (const auto& r : regions) want += r.size;
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return make_error(ErrorCode::kInvalidArgument, "the memory file is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) != want)
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the memory file holds %llu bytes but the snapshot's guest has %llu bytes of RAM (a memory file "
+                      "from another snapshot?)",
+                      (unsigned long long)st.st_size, (unsigned long long)want);
+  if (shared) {
+    auto mem = create_shared(regions);
+    if (!mem) return mem.error();
+    uint64_t off = 0;
+    for (auto& r : mem->regions_) {
+      // Only the file's data extents: holes are zero already.
+      uint64_t pos = off, end = off + r.size;
+      while (pos < end) {
+        off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
+        if (data < 0 || static_cast<uint64_t>(data) >= end) break;
+        off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        uint64_t stop = hole < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(hole), end);
+        HUSK_TRY(pread_all(fd, r.host() + (static_cast<uint64_t>(data) - off), stop - static_cast<uint64_t>(data),
+                           static_cast<uint64_t>(data)));
+        pos = stop;
+      }
+      off = end;
+    }
+    return mem;
+  }
+  auto mem = create(regions);  // validates the layout; the anonymous maps are replaced below
+  if (!mem) return mem.error();
+  uint64_t off = 0;
+  for (auto& r : mem->regions_) {
+    void* p = ::mmap(r.host(), r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
+                     static_cast<off_t>(off));
+    if (p == MAP_FAILED) return make_error("cannot map the memory file: %s", std::strerror(errno));
+    ::madvise(p, r.size, MADV_DONTDUMP);
+    off += r.size;
+  }
+  return mem;
+}
+
 uint64_t GuestMemory::total_size() const {
   uint64_t t = 0;
   for (const auto& r : regions_) t += r.size;

@@ -44,6 +44,14 @@ class GuestMemory {
   // guest's memory too. Each region's fd is in Region::fd.
   static Result<GuestMemory> create_shared(const std::vector<RamRegion>& regions);
 
+  // Snapshots. save() writes every region, in order, into `fd` (an empty file; all-zero pages
+  // stay holes, so an idle guest's file is small on disk). restore() maps such a file
+  // MAP_PRIVATE: pages are read on first touch and the guest's writes are copied, so VMs
+  // restored from one file share every page they did not write. With `shared` (a vhost-user
+  // backend must map guest memory too) the file is copied into memfds instead.
+  Status save(int fd) const;
+  static Result<GuestMemory> restore(const std::vector<RamRegion>& regions, int fd, bool shared);
+
   struct Region {
     GuestAddress start;
     uint64_t size;

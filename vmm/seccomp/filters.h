@@ -16,5 +16,7 @@ namespace husk::vmm_seccomp {
 const std::vector<seccomp::Rule>& shared_rules();
 const std::vector<seccomp::Rule>& vcpu_rules();
 const std::vector<seccomp::Rule>& event_loop_rules();
+// Added to the event loop's list when the control API is on (--api).
+const std::vector<seccomp::Rule>& api_rules();
 
 }  // namespace husk::vmm_seccomp

@@ -11,6 +11,7 @@
 #include "vmm/memory/guest_memory.h"
 #include "vmm/virtio/queue.h"
 #include "vmm/virtio/rate_limiter.h"
+#include "vmm/snapshot/format.h"
 
 namespace husk::virtio {
 
@@ -74,6 +75,13 @@ class Device {
   virtual Status on_host_accept(uint64_t, int) { return {}; }  // the device owns the new fd
   virtual Status on_host_read(uint64_t, std::span<const uint8_t>) { return {}; }
   virtual Status on_host_written(uint64_t, bool) { return {}; }
+
+  // Snapshots, with the guest paused. The transport saves the queues; a device refuses a
+  // snapshot it cannot restore (virtio-fs with a live FUSE session) with an error. Host-side
+  // state (open streams, frames in flight) is not kept: a restored device has new host
+  // resources. restored() runs once the restored device is active again, before the guest runs.
+  virtual Status check_snapshot(const GuestMemory&, const std::vector<Queue>&) const { return {}; }
+  virtual void restored() {}
 };
 
 }  // namespace husk::virtio

@@ -56,6 +56,33 @@ void Queue::reset() {
   signalled_valid_ = false;
 }
 
+void Queue::save(snapshot::Writer& w) const {
+  w.u16(size);
+  w.boolean(ready);
+  w.u64(desc_table.value);
+  w.u64(avail_ring.value);
+  w.u64(used_ring.value);
+  w.boolean(event_idx);
+  w.u16(next_avail_);
+  w.u16(next_used_);
+  w.u16(signalled_used_);
+  w.boolean(signalled_valid_);
+}
+
+void Queue::restore(snapshot::Reader& r) {
+  size = r.u16("queue size");
+  ready = r.boolean("queue ready");
+  desc_table = GuestAddress(r.u64("queue descriptor table"));
+  avail_ring = GuestAddress(r.u64("queue available ring"));
+  used_ring = GuestAddress(r.u64("queue used ring"));
+  event_idx = r.boolean("queue event index");
+  next_avail_ = r.u16("queue next available");
+  next_used_ = r.u16("queue next used");
+  signalled_used_ = r.u16("queue signalled used");
+  signalled_valid_ = r.boolean("queue signalled");
+  if (size > max_size_) r.fail("queue size", "exceeds the device's maximum");
+}
+
 Status Queue::walk(const GuestMemory& mem, GuestAddress table, uint32_t count, uint16_t index,
                    bool indirect, DescriptorChain& chain, uint32_t& budget) const {
   for (;;) {

@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "vmm/memory/guest_memory.h"
+#include "vmm/snapshot/format.h"
 
 namespace husk::virtio {
 
@@ -53,6 +54,10 @@ class Queue {
   Result<bool> needs_notification(const GuestMemory& mem);
 
   void reset();
+
+  // Snapshots: the driver's configuration and the device's ring positions.
+  void save(snapshot::Writer& w) const;
+  void restore(snapshot::Reader& r);
 
  private:
   Status walk(const GuestMemory& mem, GuestAddress table, uint32_t count, uint16_t index,

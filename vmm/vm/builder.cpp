@@ -2,7 +2,11 @@
 //  1. boot files opened and parsed, PVM refused: user errors, no KVM needed;
 //  2. guest memory, device backends (disk images, taps, sockets), boot tables written;
 //  3. KVM: VM, irqchip, memory slots, device interrupts and queue notifications, vCPUs.
+#include <fcntl.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include "common/log.h"
@@ -48,10 +52,33 @@ Result<std::unique_ptr<MicroVm>> MicroVm::build(const VmConfig& cfg) {
   std::unique_ptr<MicroVm> vm(new MicroVm(cfg));  // NOLINT: private constructor
   vm->platform_ = make_platform();
   Platform& platform = *vm->platform_;
+  const bool restoring = !cfg.restore_state.empty();
 
-  auto images = boot::open_boot_images(cfg.boot);
-  if (!images) return images.error();
-  if (!cfg.boot.kernel.empty() && !cfg.allow_pvm) {
+  // A snapshot's files are checked first, like boot files: errors about them need no KVM.
+  std::vector<uint8_t> state;
+  std::optional<snapshot::Reader> reader;
+  RestoreHeader header;
+  UniqueFd mem_file;
+  std::optional<boot::BootImages> images;
+  if (restoring) {
+    auto payload = snapshot::read_state_file(cfg.restore_state);
+    if (!payload) return payload.error();
+    state = std::move(payload.value());
+    reader.emplace(state);
+    auto h = read_restore_header(*reader, platform);
+    if (!h) return h.error();
+    header = std::move(h.value());
+    mem_file.reset(::open(cfg.restore_mem.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mem_file)
+      return make_error(ErrorCode::kInvalidArgument, "cannot open the memory file %s: %s", cfg.restore_mem.c_str(),
+                        std::strerror(errno));
+  } else {
+    auto opened = boot::open_boot_images(cfg.boot);
+    if (!opened) return opened.error();
+    images.emplace(std::move(opened.value()));
+  }
+  const unsigned vcpus = restoring ? header.vcpus : cfg.boot.vcpus;
+  if ((!cfg.boot.kernel.empty() || restoring) && !cfg.allow_pvm) {
     auto host = kvm::detect_host_kvm(cfg.sysfs_root, cfg.kvm_device);
     if (host.pvm && host.device)
       return make_error(ErrorCode::kFailedPrecondition,
@@ -68,20 +95,29 @@ Result<std::unique_ptr<MicroVm>> MicroVm::build(const VmConfig& cfg) {
   }
 
   // vhost-user backends map guest memory themselves: it must live in shareable memfds.
-  auto regions = platform.ram_regions(cfg.boot.mem_mib << 20);
-  auto mem = cfg.filesystems.empty() ? GuestMemory::create(regions) : GuestMemory::create_shared(regions);
-  if (!mem) return mem.error();
-  vm->mem_ = std::move(mem.value());
+  const bool shared = !cfg.filesystems.empty();
+  if (restoring) {
+    auto mem = GuestMemory::restore(header.regions, mem_file.get(), shared);
+    if (!mem) return make_error(mem.error().code, "%s: %s", cfg.restore_mem.c_str(), mem.error().message.c_str());
+    vm->mem_ = std::move(mem.value());
+  } else {
+    auto regions = platform.ram_regions(cfg.boot.mem_mib << 20);
+    auto mem = shared ? GuestMemory::create_shared(regions) : GuestMemory::create(regions);
+    if (!mem) return mem.error();
+    vm->mem_ = std::move(mem.value());
+  }
 
   auto backends = open_virtio_backends(cfg);
   if (!backends) return backends.error();
-  BootConfig boot = cfg.boot;
-  if (!boot.kernel.empty()) {
-    auto announce = VirtioDevices::cmdline(platform, backends->size());
-    if (!announce) return announce.error();
-    boot.cmdline += *announce;
+  if (!restoring) {
+    BootConfig boot = cfg.boot;
+    if (!boot.kernel.empty()) {
+      auto announce = VirtioDevices::cmdline(platform, backends->size());
+      if (!announce) return announce.error();
+      boot.cmdline += *announce;
+    }
+    HUSK_TRY(platform.load(*vm->mem_, *images, boot));
   }
-  HUSK_TRY(platform.load(*vm->mem_, *images, boot));
 
   auto kvm = kvm::Kvm::open(cfg.kvm_device.c_str());
   if (!kvm) return kvm.error();
@@ -91,7 +127,7 @@ Result<std::unique_ptr<MicroVm>> MicroVm::build(const VmConfig& cfg) {
       k.check_extension(KVM_CAP_USER_MEMORY) <= 0)
     return make_error(ErrorCode::kUnavailable, "KVM lacks a required capability (irqchip, irqfd, user memory)");
   int max_vcpus = k.check_extension(KVM_CAP_MAX_VCPUS);
-  if (max_vcpus > 0 && cfg.boot.vcpus > static_cast<unsigned>(max_vcpus))
+  if (max_vcpus > 0 && vcpus > static_cast<unsigned>(max_vcpus))
     return make_error(ErrorCode::kInvalidArgument, "KVM supports at most %d vCPUs", max_vcpus);
   auto v = kvm::Vm::create(k);
   if (!v) return v.error();
@@ -109,11 +145,15 @@ Result<std::unique_ptr<MicroVm>> MicroVm::build(const VmConfig& cfg) {
 
   auto mmap_size = k.vcpu_mmap_size();
   if (!mmap_size) return mmap_size.error();
-  for (unsigned i = 0; i < cfg.boot.vcpus; ++i) {
+  for (unsigned i = 0; i < vcpus; ++i) {
     auto vcpu = kvm::Vcpu::create(*vm->vm_, i, *mmap_size);
     if (!vcpu) return vcpu.error();
-    HUSK_TRY(platform.setup_vcpu(k, **vcpu, cfg.boot.vcpus));
+    HUSK_TRY(platform.setup_vcpu(k, **vcpu, vcpus));
     vm->vcpus_.push_back(std::move(vcpu.value()));
+  }
+  if (restoring) {
+    if (auto s = vm->restore_state(*reader); !s)
+      return make_error(s.error().code, "restoring %s: %s", cfg.restore_state.c_str(), s.error().message.c_str());
   }
   return vm;
 }

@@ -72,6 +72,11 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol) or CID,fd=N (an inherited listening socket; guest-initiated streams refused)");
   std::vector<std::string> nets;
   app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=B/s][,pps=N][,rx_bw=B/s][,rx_pps=N] (repeatable)");
+  std::string api, restore;
+  app.add_option("--api", api, "Control socket (HTTP, Firecracker's endpoints): a unix socket PATH, or fd=N (an inherited listening socket)");
+  auto* restore_opt = app.add_option("--restore", restore,
+                                     "Start from a snapshot: STATE,MEM (files written by PUT /snapshot/create) instead of booting");
+  restore_opt->excludes(kernel)->excludes(raw);
   app.add_flag("--pvh", c.boot.pvh, "Enter the kernel through its PVH ELF note");
   app.add_flag("--allow-pvm", c.allow_pvm,
                "Boot a Linux guest even when /dev/kvm is PVM (it cannot boot a stock kernel)");
@@ -99,8 +104,20 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     *exit_ok = true;
     return Error{std::string(kDefaultCmdline) + "\n"};
   }
-  if (c.boot.kernel.empty() && c.boot.raw_image.empty())
-    return make_error("--kernel (or --bin) is required (see --help)");
+  if (!restore.empty()) {
+    auto comma = restore.find(',');
+    if (comma == std::string::npos || comma == 0 || comma + 1 == restore.size())
+      return make_error("--restore needs STATE,MEM (the snapshot's state and memory files)");
+    c.restore_state = restore.substr(0, comma);
+    c.restore_mem = restore.substr(comma + 1);
+    if (c.boot.initrd) return make_error("--initrd cannot be given with --restore: the snapshot holds the guest's memory");
+  } else if (c.boot.kernel.empty() && c.boot.raw_image.empty()) {
+    return make_error("--kernel (or --bin, or --restore) is required (see --help)");
+  }
+  if (!api.empty()) {
+    if (int fd; is_fd_spec(api, &fd)) c.api_fd = fd;
+    else c.api_path = api;
+  }
   if (c.boot.initrd && !c.boot.raw_image.empty()) return make_error("--initrd needs --kernel");
   if (c.boot.pvh && !c.boot.raw_image.empty()) return make_error("--pvh needs --kernel");
   c.boot.cmdline = cmdline.value_or(kDefaultCmdline);

@@ -46,6 +46,13 @@ struct VmConfig {
 #else
   seccomp::Mode seccomp = seccomp::Mode::kKill;
 #endif
+  // --api PATH|fd=N: the control socket (vmm/api/): pause, resume, snapshot.
+  std::string api_path;
+  int api_fd = -1;
+  // --restore STATE,MEM: start from a snapshot instead of booting. The devices given on the
+  // command line must be the snapshotted VM's, in the same order (new backends: another vsock
+  // socket, tap or disk file); --kernel, --initrd, --mem and --vcpus come from the snapshot.
+  std::string restore_state, restore_mem;
   // Test-only: on SIGUSR2, vCPU 0 makes a call outside its allowlist (opens /etc/shadow), so
   // tests prove the filter kills husk-vmm and that the shim reports it.
   bool test_forbidden_syscall = false;

@@ -54,7 +54,11 @@ void MicroVm::teardown() {
 
 int MicroVm::run() {
   install_kick_handler();
-  stop_.set_notify([this] { boost::asio::post(io_, [this] { io_.stop(); }); });
+  stop_.set_notify([this] {
+    boost::asio::post(io_, [this] { io_.stop(); });
+    std::lock_guard l(pause_mu_);  // a paused vCPU must see the stop
+    pause_cv_.notify_all();
+  });
 
   boost::asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
   if (cfg_.test_forbidden_syscall) signals.add(SIGUSR2);
@@ -75,12 +79,26 @@ int MicroVm::run() {
   // the start barrier lets any vCPU enter the guest.
   using vmm_seccomp::shared_rules;
   auto vcpu_filter = seccomp::compile(seccomp::join({&shared_rules(), &vmm_seccomp::vcpu_rules()}), cfg_.seccomp);
-  auto loop_filter = seccomp::compile(seccomp::join({&shared_rules(), &vmm_seccomp::event_loop_rules()}), cfg_.seccomp);
+  bool api = !cfg_.api_path.empty() || cfg_.api_fd >= 0;
+  static const std::vector<seccomp::Rule> kNone;
+  auto loop_filter = seccomp::compile(
+      seccomp::join({&shared_rules(), &vmm_seccomp::event_loop_rules(), api ? &vmm_seccomp::api_rules() : &kNone}),
+      cfg_.seccomp);
   if (!vcpu_filter || !loop_filter) {
     LOG_ERROR("seccomp: %s", (!vcpu_filter ? vcpu_filter.error() : loop_filter.error()).message.c_str());
     return 1;
   }
   virtio_->start(io_);
+  if (api) {
+    api::Handlers h{[this] { return pause(); }, [this] { return resume(); }, [this] { return paused(); },
+                    [this](const std::string& state, const std::string& mem) { return snapshot(state, mem); }};
+    auto server = api::Server::start(io_, cfg_.api_path, cfg_.api_fd, std::move(h));
+    if (!server) {
+      LOG_ERROR("%s", server.error().message.c_str());
+      return 1;
+    }
+    api_ = std::move(server.value());
+  }
   std::shared_ptr<ConsoleInput> input;
   if (cfg_.console == ConsoleMode::kStdio) {
     input = std::make_shared<ConsoleInput>(io_, devices_.console);
@@ -100,6 +118,7 @@ int MicroVm::run() {
   kick_vcpus();
   threads_.clear();
   input.reset();
+  api_.reset();
 
   if (std::getenv("HUSK_EXEC_T0_NS"))  // a benchmark harness is measuring us
     std::fprintf(stderr,

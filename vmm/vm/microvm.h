@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <atomic>
 #include <barrier>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -14,6 +15,7 @@
 
 #include "common/result.h"
 #include "common/seccomp.h"
+#include "vmm/api/server.h"
 #include "vmm/arch/platform.h"
 #include "vmm/devices/bus.h"
 #include "vmm/kvm/kvm.h"
@@ -40,6 +42,14 @@ class MicroVm {
   // Interrupts a vCPU's KVM_RUN (with immediate_exit set) when the VM stops.
   static constexpr int kKickSignal = 10;  // SIGUSR1
 
+  // The control API's operations (vm/snapshot.cpp), on the event loop thread. pause() returns
+  // once every vCPU is parked outside KVM_RUN with its pending I/O completed.
+  Status pause();
+  Status resume();
+  bool paused() const;
+  // Writes the state and memory files of a paused VM.
+  Status snapshot(const std::string& state_path, const std::string& mem_path);
+
  private:
   explicit MicroVm(const VmConfig& cfg) : cfg_(cfg) {}
   Status build_devices();
@@ -49,6 +59,16 @@ class MicroVm {
   void forbidden_syscall_for_tests();
   bool handle_exit(kvm::Vcpu& vcpu);
   void kick_vcpus();
+  // A vCPU thread waits here while the VM is paused.
+  void park();
+  // The snapshot's machine (vCPU count, RAM layout), read before anything is built.
+  struct RestoreHeader {
+    unsigned vcpus = 0;
+    std::vector<RamRegion> regions;
+  };
+  static Result<RestoreHeader> read_restore_header(snapshot::Reader& r, const Platform& platform);
+  // Applies the rest of the snapshot to the built VM, before any vCPU runs.
+  Status restore_state(snapshot::Reader& r);
   // Joins the vCPU threads, then closes vCPUs, devices and the VM before guest memory goes
   // (see microvm.cpp for why the order matters).
   void teardown();
@@ -73,6 +93,12 @@ class MicroVm {
   std::optional<VirtioDevices> virtio_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::jthread> threads_;
+  // Pause: `pausing_` is read by vCPU threads after every kick; changed under pause_mu_.
+  mutable std::mutex pause_mu_;
+  std::condition_variable pause_cv_;
+  std::atomic<bool> pausing_{false};
+  size_t parked_ = 0;
+  std::unique_ptr<api::Server> api_;
 };
 
 }  // namespace husk

@@ -30,6 +30,9 @@ void MicroVm::vcpu_loop(kvm::Vcpu& vcpu, const seccomp::Program& filter, std::ba
     if (r == -EINTR || r == -EAGAIN) {
       vcpu.run_struct()->immediate_exit = 0;
       if (vcpu.id() == 0 && forbidden_requested_.exchange(false)) forbidden_syscall_for_tests();
+      // Only here, after a KVM_RUN that returned at once: it completed the MMIO or port read
+      // the last exit left pending, so the registers a snapshot reads are consistent.
+      if (pausing_.load()) park();
       continue;
     }
     if (r < 0) {

@@ -182,6 +182,27 @@ void VirtioDevices::start(boost::asio::io_context& io) {
       host_watches_.push_back(std::move(w));
     }
   }
+  if (restored_)
+    for (auto& k : kicks_) boost::asio::post(io, [t = k->transport, q = k->queue] { t->notify(q); });
+}
+
+Status VirtioDevices::save(snapshot::Writer& w) const {
+  w.u32(static_cast<uint32_t>(transports_.size()));
+  for (const auto& t : transports_) HUSK_TRY(t->save(w));
+  return {};
+}
+
+Status VirtioDevices::restore(snapshot::Reader& r) {
+  uint32_t n = r.u32("virtio device count");
+  HUSK_TRY(r.status());
+  if (n != transports_.size())
+    return make_error(ErrorCode::kInvalidArgument,
+                      "snapshot device mismatch: the snapshot has %u virtio devices, this VM %zu (give the same devices, "
+                      "in the same order, as the VM that was snapshotted)",
+                      n, transports_.size());
+  for (auto& t : transports_) HUSK_TRY(t->restore(r));
+  restored_ = true;
+  return {};
 }
 
 void VirtioDevices::arm(HostWatch& w) {

@@ -30,6 +30,11 @@ class VirtioDevices {
                 kvm::Vm& vm, GuestMemory& mem);
   // Starts serving queue notifications on `io`.
   void start(boost::asio::io_context& io);
+  // Snapshots: each transport in slot order. After a restore, start() processes every queue
+  // once: a kick the guest made just before the snapshot was lost with the old eventfds, and
+  // the guest will not kick again for work it already announced.
+  Status save(snapshot::Writer& w) const;
+  Status restore(snapshot::Reader& r);
 
  private:
   // Watches use asynchronous reads, not readiness waits: Asio's reactor is edge-triggered and
@@ -55,6 +60,7 @@ class VirtioDevices {
   std::vector<std::unique_ptr<LoopHostIo>> host_ios_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
   std::vector<std::unique_ptr<QueueKick>> kicks_;
+  bool restored_ = false;
 };
 
 }  // namespace husk

@@ -17,6 +17,10 @@ class X86Platform : public Platform {
   Status setup_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, unsigned vcpu_count) override;
   Result<PlatformDevices> create_devices(DeviceWiring& wiring) override;
   Result<MmioSlot> virtio_slot(unsigned index) const override;
+  Status save_vm(const kvm::Vm& vm, snapshot::Writer& w) override;
+  Status restore_vm(kvm::Vm& vm, snapshot::Reader& r) override;
+  Status save_vcpu(const kvm::Kvm& kvm, const kvm::Vcpu& vcpu, snapshot::Writer& w) override;
+  Status restore_vcpu(kvm::Vcpu& vcpu, snapshot::Reader& r) override;
 
  private:
   Status load_linux(GuestMemory& mem, const boot::BootImages& images, const BootConfig& cfg);
@@ -27,6 +31,7 @@ class X86Platform : public Platform {
   EntryMode mode_ = EntryMode::kLong64;
   std::optional<std::vector<kvm_cpuid_entry2>> supported_cpuid_;  // fetched once per VM
   std::vector<kvm_msr_entry> msrs_;
+  std::optional<std::vector<kvm_msr_entry>> snapshot_msrs_;  // the readable MSRs, found once
 };
 
 }  // namespace husk::x86

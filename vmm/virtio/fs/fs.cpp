@@ -71,6 +71,23 @@ Status Fs::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t acked
   return {};
 }
 
+Status Fs::check_snapshot(const GuestMemory& mem, const std::vector<Queue>& queues) const {
+  for (const auto& q : queues) {
+    if (!q.ready) continue;
+    // The avail ring's idx (offset 2) counts every request the driver ever posted.
+    GuestAddress idx;
+    if (!q.avail_ring.checked_add(2, &idx)) return make_error("virtio-fs: bad ring address");
+    auto posted = mem.read_obj<uint16_t>(idx);
+    if (!posted) return posted.error();
+    if (*posted != 0)
+      return make_error(ErrorCode::kFailedPrecondition,
+                        "virtio-fs '%s' has a live FUSE session (the guest mounted it): snapshot before the share is "
+                        "mounted",
+                        tag_.c_str());
+  }
+  return {};
+}
+
 Status Fs::process_queue(uint16_t index) {
   if (!active_ || index >= kick_.size()) return {};
   uint64_t one = 1;

@@ -33,6 +33,9 @@ class Fs : public Device {
                   Notifier& notifier) override;
   Status process_queue(uint16_t index) override;
   void reset() override;
+  // A snapshot is refused once the guest used the share (a FUSE session lives in the backend we
+  // would lose): the restored VM attaches a new virtiofsd whose rings start where these did.
+  Status check_snapshot(const GuestMemory& mem, const std::vector<Queue>& queues) const override;
   std::vector<int> host_fds() const override;
   Status on_host_data(int fd, std::span<const uint8_t> bytes) override;
 

@@ -195,6 +195,61 @@ void MmioTransport::reset_locked() {
   device_features_sel_ = driver_features_sel_ = queue_sel_ = 0;
 }
 
+Status MmioTransport::save(snapshot::Writer& w) const {
+  std::lock_guard g(mu_);
+  if (active_) HUSK_TRY(device_->check_snapshot(mem_, queues_));
+  w.u32(device_->type());
+  w.u64(device_features_);
+  w.u64(driver_features_);
+  w.u32(device_features_sel_);
+  w.u32(driver_features_sel_);
+  w.u32(queue_sel_);
+  w.u32(status_);
+  w.u32(interrupt_status_.load());
+  w.u32(config_generation_);
+  w.boolean(active_);
+  w.boolean(broken_);
+  w.u32(static_cast<uint32_t>(queues_.size()));
+  for (const auto& q : queues_) q.save(w);
+  return {};
+}
+
+Status MmioTransport::restore(snapshot::Reader& r) {
+  std::lock_guard g(mu_);
+  uint32_t type = r.u32("virtio device type");
+  uint64_t device_features = r.u64("virtio device features");
+  if (r.ok() && type != device_->type())
+    return make_error(ErrorCode::kInvalidArgument,
+                      "snapshot device mismatch: the snapshot has a virtio device of type %u where this VM has type %u "
+                      "(give the same devices, in the same order, as the VM that was snapshotted)",
+                      type, device_->type());
+  if (r.ok() && device_features != device_features_)
+    return make_error(ErrorCode::kInvalidArgument,
+                      "snapshot device mismatch: virtio device %u offered features 0x%llx when snapshotted, 0x%llx now",
+                      type, (unsigned long long)device_features, (unsigned long long)device_features_);
+  driver_features_ = r.u64("virtio driver features");
+  device_features_sel_ = r.u32("virtio feature select");
+  driver_features_sel_ = r.u32("virtio feature select");
+  queue_sel_ = r.u32("virtio queue select");
+  status_ = r.u32("virtio status");
+  interrupt_status_.store(r.u32("virtio interrupt status"));
+  config_generation_ = r.u32("virtio config generation");
+  bool active = r.boolean("virtio device active");
+  broken_ = r.boolean("virtio device broken");
+  uint32_t nqueues = r.u32("virtio queue count");
+  if (r.ok() && nqueues != queues_.size()) r.fail("virtio queue count", "differs from the device's");
+  for (auto& q : queues_) q.restore(r);
+  HUSK_TRY(r.status());
+  if (driver_features_ & ~device_features_) return make_error(ErrorCode::kInvalidArgument, "snapshot: driver features not offered");
+  if (!active) return {};
+  for (auto& q : queues_)
+    if (q.ready) HUSK_TRY(q.validate(mem_));
+  HUSK_TRY(device_->activate(mem_, queues_, driver_features_, *this));
+  active_ = true;
+  device_->restored();
+  return {};
+}
+
 void MmioTransport::notify(uint16_t queue) {
   call_device([&]() -> Status {
     if (!active_ || queue >= queues_.size() || !queues_[queue].ready) return {};

@@ -39,6 +39,11 @@ class MmioTransport : public BusDevice, private Notifier {
   std::vector<int> host_fds() const { return device_->host_fds(); }
 
   uint32_t status() const;
+  // Snapshots: registers, negotiated features and queues, then what the device keeps. restore()
+  // runs on a transport for a device of the same kind, before the guest runs: a device that was
+  // active is activated again on its restored queues.
+  Status save(snapshot::Writer& w) const;
+  Status restore(snapshot::Reader& r);
   // How retry_after() reaches the event loop (set before the guest runs).
   void set_scheduler(std::function<void(uint16_t queue, uint64_t ns)> schedule) { schedule_ = std::move(schedule); }
   size_t queue_count() const { return queues_.size(); }

@@ -400,6 +400,22 @@ void Vsock::expire(uint64_t now) {
   }
 }
 
+void Vsock::restored() {
+  if (!queues_ || !(*queues_)[kEventQueue].ready) return;
+  Queue& q = (*queues_)[kEventQueue];
+  auto chain = q.pop(*mem_);
+  if (!chain || !*chain) {
+    LOG_WARN("vsock: no event buffer for the transport reset after restore: the guest keeps stale streams");
+    return;
+  }
+  const uint32_t kTransportReset = 0;  // struct virtio_vsock_event { le32 id; }
+  auto& c = **chain;
+  Status s = copy_to_chain(*mem_, c.writable, 0, {reinterpret_cast<const uint8_t*>(&kTransportReset), 4});
+  if (s) s = q.add_used(*mem_, c.head, 4);
+  if (s) s = notify_used(q, *mem_, *notifier_);
+  if (!s) LOG_WARN("vsock: transport reset after restore: %s", s.error().message.c_str());
+}
+
 Status Vsock::process_queue(uint16_t index) {
   if (!queues_) return {};
   if (index == kEventQueue) {  // our expiry timer (or a guest kick, which does no harm)

@@ -50,6 +50,9 @@ class Vsock : public Device {
   Status on_host_accept(uint64_t id, int fd) override;
   Status on_host_read(uint64_t id, std::span<const uint8_t> bytes) override;
   Status on_host_written(uint64_t id, bool ok) override;
+  // After a restore every stream the guest had is gone on the host side: the guest is told with
+  // a transport reset event (spec 5.10.6.6), as Firecracker does, and closes its sockets.
+  void restored() override;
 
   static constexpr uint32_t kBufAlloc = 256 * 1024;  // what each stream may have in flight to us
   static constexpr size_t kMaxConnections = 1023;
