@@ -1,5 +1,6 @@
 // husk-agentctl: talks to husk-agent from the host, one call per command; `run` is create +
 // start + I/O + wait + remove, with the container's exit status as its own (like `runc run`).
+#include <sys/random.h>
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
 #include <termios.h>
@@ -195,6 +196,7 @@ int main(int argc, char** argv) {
   auto* details = app.add_subcommand("details", "guest details as JSON");
   auto* version = app.add_subcommand("version", "agent version");
   auto* destroy = app.add_subcommand("destroy-sandbox", "remove every container and shut the agent down");
+  auto* restored = app.add_subcommand("restored", "after a snapshot restore: reseed the guest's CRNG from ours, set its clock to ours");
   CLI11_PARSE(app, argc, argv);
 
   auto t0 = std::chrono::steady_clock::now();
@@ -335,6 +337,17 @@ int main(int argc, char** argv) {
     v1::VersionResponse resp;
     check(stub->Version(&ctx, v1::VersionRequest(), &resp), "version");
     std::printf("agent %s api %u\n", resp.agent_version().c_str(), resp.api_version());
+  }
+  if (*restored) {
+    v1::RestoredRequest req;
+    std::string seed(64, '\0');
+    if (::getrandom(seed.data(), seed.size(), 0) != static_cast<ssize_t>(seed.size())) die("getrandom failed");
+    req.set_entropy(seed);
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    req.mutable_wall_clock()->set_seconds(now.tv_sec);
+    req.mutable_wall_clock()->set_nanos(static_cast<int32_t>(now.tv_nsec));
+    check(stub->Restored(&ctx, req, &empty), "restored");
   }
   if (*destroy) check(stub->DestroySandbox(&ctx, v1::DestroySandboxRequest(), &empty), "destroy-sandbox");
   return 0;

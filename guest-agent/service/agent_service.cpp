@@ -1,17 +1,22 @@
 #include "guest-agent/service/agent_service.h"
 
+#include <fcntl.h>
+#include <linux/random.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "common/log.h"
+#include "common/unique_fd.h"
 #include "guest-agent/service/status.h"
 
 namespace husk::agent {
@@ -103,6 +108,34 @@ Status AgentService::GetGuestDetails(ServerContext*, const v1::GuestDetailsReque
   out->set_cpus(static_cast<uint32_t>(sysconf(_SC_NPROCESSORS_ONLN)));
   out->set_agent_rss_bytes(own_rss_bytes());
   out->set_agent_version(kAgentVersion);
+  std::ifstream boot_id("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (std::getline(boot_id, id)) out->set_boot_id(id);
+  return Status::OK;
+}
+
+Status AgentService::Restored(ServerContext*, const v1::RestoredRequest* req, v1::Empty*) {
+  const std::string& e = req->entropy();
+  if (e.size() < 32 || e.size() > 512)
+    return Status(grpc::StatusCode::INVALID_ARGUMENT, "entropy must be 32 to 512 bytes");
+  const auto& wc = req->wall_clock();
+  if (!req->has_wall_clock() || wc.seconds() <= 0 || wc.nanos() < 0 || wc.nanos() >= 1000000000)
+    return Status(grpc::StatusCode::INVALID_ARGUMENT, "wall_clock must be a valid time after 1970");
+  // On a host this would reseed the host's CRNG and set the host's clock.
+  if (!opts_.guest) return Status(grpc::StatusCode::FAILED_PRECONDITION, "Restored is for agents in a restored microVM");
+  UniqueFd rnd(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
+  if (!rnd) return Status(grpc::StatusCode::INTERNAL, std::string("/dev/urandom: ") + std::strerror(errno));
+  // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }: credited, so the
+  // reseed below takes it.
+  std::vector<int> info(2 + (e.size() + sizeof(int) - 1) / sizeof(int));
+  info[0] = static_cast<int>(e.size() * 8);
+  info[1] = static_cast<int>(e.size());
+  std::memcpy(info.data() + 2, e.data(), e.size());
+  if (::ioctl(rnd.get(), RNDADDENTROPY, info.data()) != 0 || ::ioctl(rnd.get(), RNDRESEEDCRNG) != 0)
+    return Status(grpc::StatusCode::INTERNAL, std::string("reseeding the CRNG: ") + std::strerror(errno));
+  timespec ts{static_cast<time_t>(wc.seconds()), wc.nanos()};
+  if (::clock_settime(CLOCK_REALTIME, &ts) != 0)
+    return Status(grpc::StatusCode::INTERNAL, std::string("setting the clock: ") + std::strerror(errno));
   return Status::OK;
 }
 

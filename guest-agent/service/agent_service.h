@@ -29,6 +29,7 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status CreateSandbox(grpc::ServerContext*, const v1::CreateSandboxRequest*, v1::Empty*) override;
   grpc::Status DestroySandbox(grpc::ServerContext*, const v1::DestroySandboxRequest*, v1::Empty*) override;
   grpc::Status GetGuestDetails(grpc::ServerContext*, const v1::GuestDetailsRequest*, v1::GuestDetails*) override;
+  grpc::Status Restored(grpc::ServerContext*, const v1::RestoredRequest*, v1::Empty*) override;
   grpc::Status CreateContainer(grpc::ServerContext*, const v1::CreateContainerRequest*, v1::CreateContainerResponse*) override;
   grpc::Status StartContainer(grpc::ServerContext*, const v1::ContainerRequest*, v1::Empty*) override;
   grpc::Status ExecProcess(grpc::ServerContext*, const v1::ExecProcessRequest*, v1::ExecProcessResponse*) override;

@@ -63,7 +63,7 @@ bool parse(Req* r, const uint8_t* p, size_t n) {
 void call(uint8_t method, const uint8_t* p, size_t n) {
   auto& h = harness();
   grpc::ServerContext ctx;
-  switch (method % 17) {
+  switch (method % 18) {
     case 0: {
       v1::CreateSandboxRequest r;
       v1::Empty out;
@@ -171,6 +171,13 @@ void call(uint8_t method, const uint8_t* p, size_t n) {
     case 16: {
       v1::Routes r, out;
       if (parse(&r, p, n)) check(h.svc.UpdateRoutes(&ctx, &r, &out), false);
+      break;
+    }
+    case 17: {
+      // A host agent must never reseed the host's CRNG or set its clock.
+      v1::RestoredRequest r;
+      v1::Empty out;
+      if (parse(&r, p, n)) check(h.svc.Restored(&ctx, &r, &out), false);
       break;
     }
     default:
