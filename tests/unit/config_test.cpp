@@ -96,5 +96,18 @@ TEST(Config, VirtioDeviceOptions) {
   EXPECT_FALSE(parse_args(5, bad_mac2, &exit_ok).ok());
 }
 
+TEST(Config, RestoreAndApi) {
+  auto c = parse({"--restore", "/s/state,/s/mem", "--api", "/run/api.sock", "--vsock", "3,/run/v.sock"});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->restore_state, "/s/state");
+  EXPECT_EQ(c->restore_mem, "/s/mem");
+  EXPECT_EQ(c->api_path, "/run/api.sock");
+  EXPECT_EQ(parse({"--kernel", "k", "--api", "fd=5"})->api_fd, 5);
+  EXPECT_FALSE(parse({"--restore", "/s/state"}).ok());               // no memory file
+  EXPECT_FALSE(parse({"--restore", ",/s/mem"}).ok());
+  EXPECT_FALSE(parse({"--restore", "a,b", "--kernel", "k"}).ok());    // the snapshot is the guest
+  EXPECT_FALSE(parse({"--restore", "a,b", "--initrd", "i"}).ok());
+}
+
 }  // namespace
 }  // namespace husk

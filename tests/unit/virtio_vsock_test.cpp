@@ -297,5 +297,19 @@ TEST(VsockOpen, RejectsReservedCidsAndBadPaths) {
   EXPECT_FALSE(Vsock::open(VsockConfig{3, "/nonexistent-dir/v.sock"}).ok());
 }
 
+TEST_F(VsockTest, S5_10_6_6_RestoredDeviceSendsATransportReset) {
+  ev.add_chain({{0x30000, 4, true}});
+  dev->restored();
+  ASSERT_EQ(ev.used_idx(), 1);
+  EXPECT_EQ(ev.used(0).second, 4u);
+  EXPECT_EQ(mem.read_obj<uint32_t>(GuestAddress(0x30000)).value(), 0u);  // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+}
+
+TEST_F(VsockTest, RestoredDeviceWithoutEventBuffersCarriesOn) {
+  dev->restored();  // nothing posted: logged, nothing written
+  EXPECT_EQ(ev.used_idx(), 0);
+  guest_sends(vsock::kOpRequest, 1234, 5000);  // the device still serves the queues
+}
+
 }  // namespace
 }  // namespace husk::virtio

@@ -1,0 +1,78 @@
+// husk-vmm's control API requests (vmm/api/server.h), without a socket.
+#include "vmm/api/server.h"
+
+#include <gtest/gtest.h>
+
+namespace husk::api {
+namespace {
+
+struct ApiTest : ::testing::Test {
+  int pauses = 0, resumes = 0;
+  bool is_paused = false;
+  std::string state_path, mem_path;
+  Status snapshot_result;
+  Handlers h{[this] { ++pauses, is_paused = true; return Status{}; },
+             [this] { ++resumes, is_paused = false; return Status{}; },
+             [this] { return is_paused; },
+             [this](const std::string& s, const std::string& m) {
+               state_path = s, mem_path = m;
+               return snapshot_result;
+             }};
+  Response call(const char* method, const char* target, const std::string& body = "") {
+    return handle(method, target, body, h);
+  }
+};
+
+TEST_F(ApiTest, PauseResumeAndState) {
+  EXPECT_EQ(call("GET", "/vm").body, R"({"state":"Running"})");
+  auto r = call("PATCH", "/vm", R"({"state": "Paused"})");
+  EXPECT_EQ(r.status, 204u);
+  EXPECT_EQ(pauses, 1);
+  EXPECT_EQ(call("GET", "/vm").body, R"({"state":"Paused"})");
+  EXPECT_EQ(call("PATCH", "/vm", R"({"state": "Resumed"})").status, 204u);
+  EXPECT_EQ(resumes, 1);
+}
+
+TEST_F(ApiTest, SnapshotCreatePassesThePathsAndReportsFailures) {
+  auto r = call("PUT", "/snapshot/create", R"({"snapshot_path": "/s", "mem_file_path": "/m", "snapshot_type": "Full"})");
+  EXPECT_EQ(r.status, 204u);
+  EXPECT_EQ(state_path, "/s");
+  EXPECT_EQ(mem_path, "/m");
+  snapshot_result = make_error("pause the VM first");
+  r = call("PUT", "/snapshot/create", R"({"snapshot_path": "/s", "mem_file_path": "/m"})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(r.body, R"({"fault_message":"pause the VM first"})");
+}
+
+TEST_F(ApiTest, MalformedRequestsAreRefusedWithAMessage) {
+  struct Case {
+    const char *method, *target, *body;
+    unsigned status;
+  } cases[] = {
+      {"PATCH", "/vm", "", 400},
+      {"PATCH", "/vm", "[1,2]", 400},
+      {"PATCH", "/vm", R"({"state": 1})", 400},
+      {"PATCH", "/vm", R"({"state": "Frozen"})", 400},
+      {"PATCH", "/vm", R"({"state": "Paused", "extra": "x"})", 400},
+      {"PATCH", "/vm", "{\"state\": \"Paused\"", 400},
+      {"DELETE", "/vm", "", 405},
+      {"GET", "/snapshot/create", "", 405},
+      {"PUT", "/snapshot/create", R"({"snapshot_path": "/s"})", 400},
+      {"PUT", "/snapshot/create", R"({"snapshot_path": "", "mem_file_path": "/m"})", 400},
+      {"PUT", "/snapshot/create", R"({"snapshot_path": "/s", "mem_file_path": "/s"})", 400},
+      {"PUT", "/snapshot/create", R"({"snapshot_path": "/s", "mem_file_path": "/m", "snapshot_type": "Diff"})", 400},
+      {"PUT", "/snapshot/create", R"({"snapshot_path": "/s", "mem_file_path": "/m", "x": "y"})", 400},
+      {"PUT", "/snapshot/load", R"({"snapshot_path": "/s", "mem_file_path": "/m"})", 400},
+      {"GET", "/machine-config", "", 404},
+  };
+  for (const auto& c : cases) {
+    auto r = call(c.method, c.target, c.body);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " " << c.body;
+    EXPECT_NE(r.body.find("fault_message"), std::string::npos) << c.body;
+  }
+  EXPECT_EQ(pauses, 0);
+  EXPECT_TRUE(state_path.empty());
+}
+
+}  // namespace
+}  // namespace husk::api
