@@ -32,7 +32,8 @@ Result<Config> load_config(const std::string& given) {
     static const char* known[] = {"mode", "vmm", "kernel", "initramfs", "virtiofsd", "agent", "log_level",
                                   "vcpus", "memory_mib", "agent_timeout_ms", "state_dir", "console",
                                   "console_limit", "max_vcpus", "max_memory_mib", "jail", "jailer", "jail_uid_min",
-                                  "jail_uid_count", "jail_memory_overhead_mib", "vmm_seccomp", "vmm_args"};
+                                  "jail_uid_count", "jail_memory_overhead_mib", "vmm_seccomp", "vmm_args", "start",
+                                  "template_dir"};
     for (const auto& [k, v] : j.items())
       if (std::find(std::begin(known), std::end(known), k) == std::end(known))
         return make_error("shim config %s: unknown field \"%s\"", path.c_str(), k.c_str());
@@ -64,12 +65,18 @@ Result<Config> load_config(const std::string& given) {
     num("jail_memory_overhead_mib", &c.jail_memory_overhead_mib);
     str("vmm_seccomp", &c.vmm_seccomp);
     if (j.contains("vmm_args")) c.vmm_args = j.at("vmm_args").get<std::vector<std::string>>();
+    str("start", &c.start);
+    str("template_dir", &c.template_dir);
   } catch (const nlohmann::json::exception& e) {
     return make_error("shim config %s: %s", path.c_str(), e.what());
   }
   if (c.mode != "vm" && c.mode != "host") return make_error("shim config %s: mode must be \"vm\" or \"host\"", path.c_str());
   if (c.state_dir.empty() || c.state_dir[0] != '/' || c.state_dir.size() > 60)
     return make_error("shim config %s: state_dir must be an absolute path of at most 60 characters (sockets live under it)", path.c_str());
+  if (c.start != "boot" && c.start != "template")
+    return make_error("shim config %s: start must be \"boot\" or \"template\"", path.c_str());
+  if (!c.template_dir.empty() && c.template_dir[0] != '/')
+    return make_error("shim config %s: template_dir must be an absolute path", path.c_str());
   if (c.console != "file" && c.console != "off") return make_error("shim config %s: console must be \"file\" or \"off\"", path.c_str());
   if (c.vmm_seccomp != "kill" && c.vmm_seccomp != "log" && c.vmm_seccomp != "off")
     return make_error("shim config %s: vmm_seccomp must be \"kill\", \"log\" or \"off\"", path.c_str());

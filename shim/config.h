@@ -47,6 +47,11 @@ struct Config {
   unsigned jail_memory_overhead_mib = 128;
   // husk-vmm's seccomp filters: "kill" (default), "log" (--seccomp-log) or "off".
   std::string vmm_seccomp = "kill";
+  // How a VM sandbox starts: "boot" its kernel and agent, or restore "template" (shim/templates.h:
+  // a snapshot of a booted, agent-ready guest, made on first use under template_dir, default
+  // <state_dir>/templates). Sandboxes with a pod network boot (a template has no NICs).
+  std::string start = "boot";
+  std::string template_dir;
   // Extra husk-vmm arguments (debugging; the tests' --test-forbidden-syscall).
   std::vector<std::string> vmm_args;
   // Not from the file: the sandbox's cgroup, from its first container's linux.cgroupsPath when

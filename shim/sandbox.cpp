@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +25,8 @@
 #include "shim/jail.h"
 #include "shim/network.h"
 #include "shim/share.h"
+#include "shim/templates.h"
+#include "shim/vmm_api.h"
 #include "common/mounts.h"
 #include "common/sockets.h"
 
@@ -119,8 +122,6 @@ class VmSandbox : public Sandbox {
 
   Status start() override {
     mark_ = std::chrono::steady_clock::now();
-    std::string fs_sock = dir_ + "/virtiofs.sock", vsock = dir_ + "/vsock.sock";
-    std::string fs_log = dir_ + "/virtiofsd.log", vmm_log = dir_ + "/vmm.log", console = dir_ + "/console.log";
     if (c_.jail) {
       auto jail = Jail::create(c_, dir_);
       if (!jail) return jail.error().wrap("setting up the jail: ");
@@ -140,81 +141,26 @@ class VmSandbox : public Sandbox {
     auto share = Share::create(dir_);
     if (!share) return share.error().wrap("setting up the virtio-fs share: ");
     share_.emplace(std::move(share.value()));
-    // Every socket is made here, in our own root-only directory, and handed over open: no
-    // helper needs a path into the host, and the shim never connects to a path a helper made.
-    auto fs_listen = listen_unix(fs_sock, 1);
-    if (!fs_listen) return fs_listen.error().wrap("virtio-fs socket: ");
-    auto fs_conn = connect_unix(fs_sock);  // queued until virtiofsd accepts; husk-vmm's end
-    if (!fs_conn) return fs_conn.error().wrap("virtio-fs socket: ");
-    auto vsock_listen = listen_unix(vsock, 128);
-    if (!vsock_listen) return vsock_listen.error().wrap("vsock socket: ");
-    UniqueFd console_fd;
-    if (c_.console != "off") {
-      console_fd.reset(::open(console.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-      if (!console_fd) return make_error("console file %s: %s", console.c_str(), strerror(errno));
-    }
 
-    // sandbox=namespace: virtiofsd pivots into the share in mount, pid and network namespaces
-    // of its own (mounts the shim adds to the share later still reach it: the jailer keeps it a
-    // slave of the host's mounts). Unjailed, or where / is an initramfs (pivot_root refuses to
-    // leave one: the test host), chroot.
-    bool ns_sandbox = jail_ && !root_is_initramfs();
-    std::vector<std::string> fsd_args = {"--fd=3", "-o", "source=" + share_->export_dir(), "-o", "cache=none", "-o",
-                                         ns_sandbox ? "sandbox=namespace" : "sandbox=chroot", "--rlimit-nofile=4096"};
-    std::vector<std::string> fsd_cmd = {c_.virtiofsd};
-    fsd_cmd.insert(fsd_cmd.end(), fsd_args.begin(), fsd_args.end());
-    auto fsd = spawn(jail_ ? jail_->virtiofsd_command(fsd_args, 1) : fsd_cmd, fs_log, {fs_listen->get()});
-    if (!fsd) return fsd.error();
-    add_helper(*fsd, "virtiofsd");
-    fs_listen->reset();
-    phase("virtiofsd");
-
-    // The guest's console goes to a bounded file (the newest output is kept: a failure's reason
-    // is at the end), or nowhere; husk-vmm's own messages go to vmm.log.
-    bool jailed = jail_.has_value();
-    std::vector<std::string> vmm_args = {"--kernel", jailed ? "/vmlinux" : c_.kernel, "--initrd", jailed ? "/initrd" : c_.initramfs,
-                                         "--vcpus", std::to_string(c_.vcpus), "--mem", std::to_string(c_.memory_mib),
-                                         "--fs", std::string(kShareTag) + ",fd=3", "--vsock", "3,fd=4",
-                                         "--console", console_fd ? "fd=5" : "none", "--console-limit", std::to_string(c_.console_limit)};
-    if (c_.vmm_seccomp == "log") vmm_args.push_back("--seccomp-log");
-    if (c_.vmm_seccomp == "off") vmm_args.push_back("--no-seccomp");
-    vmm_args.insert(vmm_args.end(), c_.vmm_args.begin(), c_.vmm_args.end());
-    std::vector<int> fds = {fs_conn->get(), vsock_listen->get()};
-    if (console_fd) fds.push_back(console_fd.get());
-    if (net_) {
-      // The taps live in the pod's namespace; husk-vmm only gets their fds (fd 3 is fds[0]).
-      for (auto& l : net_->links()) {
-        vmm_args.push_back("--net");
-        vmm_args.push_back("fd=" + std::to_string(3 + fds.size()) + "," + netlink::mac_to_string(l.pod.mac));
-        fds.push_back(l.tap_fd.get());
-      }
+    // A template has no NICs: a sandbox with a pod network boots.
+    bool from_template = c_.start == "template" && !net_;
+    if (c_.start == "template" && net_) LOG_INFO("sandbox %s has a pod network: booting it (templates have no NICs)", dir_.c_str());
+    if (from_template) {
+      auto t = get_template(c_, [this](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd); });
+      if (!t) return t.error();
+      phase(t->created ? "template created" : "template found");
+      Launch l;
+      l.restore = &*t;
+      HUSK_TRY(launch(l));
+    } else {
+      HUSK_TRY(launch(Launch{}));
     }
-    std::vector<std::string> vmm_cmd = {c_.vmm};
-    vmm_cmd.insert(vmm_cmd.end(), vmm_args.begin(), vmm_args.end());
-    auto vmm = spawn(jailed ? jail_->vmm_command(vmm_args, static_cast<unsigned>(fds.size())) : vmm_cmd, vmm_log, fds);
-    if (!vmm) return vmm.error();
-    add_helper(*vmm, "husk-vmm");
-    fs_conn->reset();
-    vsock_listen->reset();
-    console_fd.reset();
-    phase("vmm");
-    // The agent answers once the guest booted; attempts are short so a helper that died is
-    // noticed at once instead of at the deadline.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms);
-    Result<std::shared_ptr<grpc::Channel>> ch = make_error("timed out");
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      ch = agent_client::connect("hvsock:" + vsock + ":1024", std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(3000)));
-      if (ch || left.count() <= 3000) break;
-      if (auto dead = failure(); !dead.empty())
-        return make_error("%s; VMM log: %s; virtiofsd log: %s; guest console: %s", dead.c_str(), log_tail(vmm_log).c_str(),
-                          log_tail(fs_log).c_str(), log_tail(console).c_str());
+    HUSK_TRY(wait_for_agent());
+    phase(from_template ? "restore+agent" : "boot+agent");
+    if (from_template) {
+      HUSK_TRY(tell_restored());
+      phase("reseed+clock");
     }
-    if (!ch)
-      return make_error("%s; VMM log: %s; virtiofsd log: %s; guest console: %s", ch.error().message.c_str(),
-                        log_tail(vmm_log).c_str(), log_tail(fs_log).c_str(), log_tail(console).c_str());
-    channel_ = *ch;
-    phase("boot+agent");
     // The share is mounted once for the sandbox; every container's root is a directory in it.
     agent::v1::CreateSandboxRequest req;
     auto* st = req.add_storages();
@@ -266,6 +212,162 @@ class VmSandbox : public Sandbox {
   }
 
  private:
+  // How launch() starts the VM: booting, or restoring a template; with the control API (and
+  // the files a snapshot goes to) for the VM a template is made from.
+  struct Launch {
+    const TemplateFiles* restore = nullptr;
+    int api_fd = -1;
+    int snapshot_state_fd = -1, snapshot_mem_fd = -1;
+  };
+  std::string fs_log() const { return dir_ + "/virtiofsd.log"; }
+  std::string vmm_log() const { return dir_ + "/vmm.log"; }
+  std::string console_log() const { return dir_ + "/console.log"; }
+  std::string vsock_path() const { return dir_ + "/vsock.sock"; }
+
+  // Starts virtiofsd on the share and husk-vmm.
+  Status launch(const Launch& l) {
+    std::string fs_sock = dir_ + "/virtiofs.sock";
+    // Every socket is made here, in our own root-only directory, and handed over open: no
+    // helper needs a path into the host, and the shim never connects to a path a helper made.
+    auto fs_listen = listen_unix(fs_sock, 1);
+    if (!fs_listen) return fs_listen.error().wrap("virtio-fs socket: ");
+    auto fs_conn = connect_unix(fs_sock);  // queued until virtiofsd accepts; husk-vmm's end
+    if (!fs_conn) return fs_conn.error().wrap("virtio-fs socket: ");
+    auto vsock_listen = listen_unix(vsock_path(), 128);
+    if (!vsock_listen) return vsock_listen.error().wrap("vsock socket: ");
+    UniqueFd console_fd;
+    if (c_.console != "off") {
+      console_fd.reset(::open(console_log().c_str(), O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!console_fd) return make_error("console file %s: %s", console_log().c_str(), strerror(errno));
+    }
+
+    // sandbox=namespace: virtiofsd pivots into the share in mount, pid and network namespaces
+    // of its own (mounts the shim adds to the share later still reach it: the jailer keeps it a
+    // slave of the host's mounts). Unjailed, or where / is an initramfs (pivot_root refuses to
+    // leave one: the test host), chroot.
+    bool ns_sandbox = jail_ && !root_is_initramfs();
+    std::vector<std::string> fsd_args = {"--fd=3", "-o", "source=" + share_->export_dir(), "-o", "cache=none", "-o",
+                                         ns_sandbox ? "sandbox=namespace" : "sandbox=chroot", "--rlimit-nofile=4096"};
+    std::vector<std::string> fsd_cmd = {c_.virtiofsd};
+    fsd_cmd.insert(fsd_cmd.end(), fsd_args.begin(), fsd_args.end());
+    auto fsd = spawn(jail_ ? jail_->virtiofsd_command(fsd_args, 1) : fsd_cmd, fs_log(), {fs_listen->get()});
+    if (!fsd) return fsd.error();
+    add_helper(*fsd, "virtiofsd");
+    fs_listen->reset();
+    phase("virtiofsd");
+
+    // The guest's console goes to a bounded file (the newest output is kept: a failure's reason
+    // is at the end), or nowhere; husk-vmm's own messages go to vmm.log. Descriptors are
+    // numbered from 3 in the order they are added.
+    bool jailed = jail_.has_value();
+    std::vector<int> fds = {fs_conn->get(), vsock_listen->get()};
+    auto fd_arg = [&](int fd) {
+      fds.push_back(fd);
+      return "fd=" + std::to_string(2 + fds.size());
+    };
+    std::vector<std::string> vmm_args;
+    if (l.restore) {
+      std::string state = fd_arg(l.restore->state.get());
+      vmm_args = {"--restore", state + "," + fd_arg(l.restore->mem.get())};
+    } else {
+      vmm_args = {"--kernel", jailed ? "/vmlinux" : c_.kernel, "--initrd", jailed ? "/initrd" : c_.initramfs,
+                  "--vcpus", std::to_string(c_.vcpus), "--mem", std::to_string(c_.memory_mib)};
+    }
+    vmm_args.insert(vmm_args.end(), {"--fs", std::string(kShareTag) + ",fd=3", "--vsock", "3,fd=4", "--console",
+                                     console_fd ? fd_arg(console_fd.get()) : "none", "--console-limit",
+                                     std::to_string(c_.console_limit)});
+    if (l.api_fd >= 0) {
+      vmm_args.push_back("--api");
+      vmm_args.push_back(fd_arg(l.api_fd));
+      snapshot_state_spec_ = fd_arg(l.snapshot_state_fd);
+      snapshot_mem_spec_ = fd_arg(l.snapshot_mem_fd);
+    }
+    if (c_.vmm_seccomp == "log") vmm_args.push_back("--seccomp-log");
+    if (c_.vmm_seccomp == "off") vmm_args.push_back("--no-seccomp");
+    vmm_args.insert(vmm_args.end(), c_.vmm_args.begin(), c_.vmm_args.end());
+    if (net_) {
+      // The taps live in the pod's namespace; husk-vmm only gets their fds.
+      for (auto& link : net_->links()) {
+        vmm_args.push_back("--net");
+        vmm_args.push_back(fd_arg(link.tap_fd.get()) + "," + netlink::mac_to_string(link.pod.mac));
+      }
+    }
+    std::vector<std::string> vmm_cmd = {c_.vmm};
+    vmm_cmd.insert(vmm_cmd.end(), vmm_args.begin(), vmm_args.end());
+    auto vmm = spawn(jailed ? jail_->vmm_command(vmm_args, static_cast<unsigned>(fds.size())) : vmm_cmd, vmm_log(), fds);
+    if (!vmm) return vmm.error();
+    add_helper(*vmm, "husk-vmm");
+    phase("vmm");
+    return {};
+  }
+
+  // The agent answers once the guest booted (or was restored); attempts are short so a helper
+  // that died is noticed at once instead of at the deadline.
+  Status wait_for_agent() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms);
+    Result<std::shared_ptr<grpc::Channel>> ch = make_error("timed out");
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      ch = agent_client::connect("hvsock:" + vsock_path() + ":1024",
+                                 std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(3000)));
+      if (ch || left.count() <= 3000) break;
+      if (auto dead = failure(); !dead.empty())
+        return make_error("%s; VMM log: %s; virtiofsd log: %s; guest console: %s", dead.c_str(), log_tail(vmm_log()).c_str(),
+                          log_tail(fs_log()).c_str(), log_tail(console_log()).c_str());
+    }
+    if (!ch)
+      return make_error("%s; VMM log: %s; virtiofsd log: %s; guest console: %s", ch.error().message.c_str(),
+                        log_tail(vmm_log()).c_str(), log_tail(fs_log()).c_str(), log_tail(console_log()).c_str());
+    channel_ = *ch;
+    return {};
+  }
+
+  // The template: this sandbox's jail and share, a VM booted with the control API, paused once
+  // its agent answers (before the share is mounted: no FUSE session to lose) and written to the
+  // two files; then stopped, leaving the sandbox to restore it.
+  Status make_template(int state_fd, int mem_fd) {
+    std::string api = dir_ + "/api.sock";
+    auto api_listen = listen_unix(api, 1);
+    if (!api_listen) return api_listen.error().wrap("API socket: ");
+    Launch l;
+    l.api_fd = api_listen->get();
+    l.snapshot_state_fd = state_fd;
+    l.snapshot_mem_fd = mem_fd;
+    Status s = launch(l);
+    api_listen->reset();
+    if (s) s = wait_for_agent();
+    if (s) phase("template boot+agent");
+    if (s) s = vmm_api_call(api, "PATCH", "/vm", R"({"state": "Paused"})", c_.agent_timeout_ms);
+    if (s)
+      s = vmm_api_call(api, "PUT", "/snapshot/create",
+                       nlohmann::json{{"snapshot_path", snapshot_state_spec_}, {"mem_file_path", snapshot_mem_spec_}}.dump(),
+                       c_.agent_timeout_ms);
+    if (s) phase("template snapshot");
+    channel_.reset();
+    stop_helpers();
+    ::unlink(api.c_str());
+    return s;
+  }
+
+  // Every copy of a template starts with the template's CRNG state and wall clock.
+  Status tell_restored() {
+    agent::v1::RestoredRequest req;
+    std::string seed(64, '\0');
+    if (::getrandom(seed.data(), seed.size(), 0) != static_cast<ssize_t>(seed.size()))
+      return make_error("getrandom: %s", strerror(errno));
+    req.set_entropy(seed);
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    req.mutable_wall_clock()->set_seconds(now.tv_sec);
+    req.mutable_wall_clock()->set_nanos(static_cast<int32_t>(now.tv_nsec));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms));
+    agent::v1::Empty e;
+    if (auto st = agent::v1::Agent::NewStub(channel_)->Restored(&ctx, req, &e); !st.ok())
+      return make_error(static_cast<ErrorCode>(st.error_code()), "reseeding the restored guest: %s", st.error_message().c_str());
+    return {};
+  }
+
   // The guest's NICs get the pod interfaces' names, addresses, routes and neighbours.
   Status configure_guest_network() {
     auto stub = agent::v1::Agent::NewStub(channel_);
@@ -289,6 +391,7 @@ class VmSandbox : public Sandbox {
   std::optional<Jail> jail_;
   std::optional<PodNetwork> net_;
   std::optional<Share> share_;
+  std::string snapshot_state_spec_, snapshot_mem_spec_;  // "fd=N" in the template VM
 };
 
 class HostSandbox : public Sandbox {

@@ -7,7 +7,8 @@
 # usage: containerd_test.sh vm|host [SECTION...]
 #   sections: run task kill events restart pod config hostile perms jail leaks (default: all;
 #   hostile and jail run in a VM only).
-# env: HUSK_LEAK_RUNS="SEQUENTIAL PARALLEL" (default "20 5"), HUSK_SHIM_DIR
+# env: HUSK_SHIM_START=boot|template (the shim's "start", default boot),
+#      HUSK_LEAK_RUNS="SEQUENTIAL PARALLEL" (default "20 5"), HUSK_SHIM_DIR
 #      (containerd-shim-husk-v2), HUSK_VMM, HUSK_KERNEL, HUSK_AGENT_INITRD, HUSK_AGENT, HUSK_VIRTIOFSD, HUSK_OCI_IMAGE (or HUSK_TEST_ROOTFS to build it),
 #      HUSK_RUNC_NO_PIVOT=1 where the root is an initramfs (the test host)
 set -uo pipefail
@@ -29,8 +30,10 @@ check_match() {  # check_match NAME REGEX ACTUAL
 if [ "$mode" = vm ]; then
   cat >"$D/shim.json" <<J
 {"mode": "vm", "state_dir": "$D/run", "vmm": "$HUSK_VMM", "jailer": "$HUSK_JAILER", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_AGENT_INITRD",
- "virtiofsd": "${HUSK_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}", "vcpus": 1, "memory_mib": 256, "max_vcpus": 8, "agent_timeout_ms": 120000}
+ "virtiofsd": "${HUSK_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}", "vcpus": 1, "memory_mib": 256, "max_vcpus": 8, "agent_timeout_ms": 120000,
+ "start": "${HUSK_SHIM_START:-boot}"}
 J
+  echo "sandboxes start by: ${HUSK_SHIM_START:-boot}"
 else
   echo "{\"mode\": \"host\", \"state_dir\": \"$D/run\", \"agent\": \"$HUSK_AGENT\"}" >"$D/shim.json"
 fi
@@ -50,9 +53,9 @@ runc_rt=(--runtime io.containerd.runc.v2 --snapshotter native ${HUSK_RUNC_NO_PIV
 
 state() { ctr task ls | awk -v id="$1" '$1==id {print $3}'; }
 # What the shims keep under state_dir: a directory per sandbox (and jail-uids, the jail's uid
-# locks, which stays).
-run_state() { ls "$D/run" 2>/dev/null | grep -v '^jail-uids$'; }
-sandbox_dir() { ls -d "$D"/run/*/ 2>/dev/null | grep -v '/jail-uids/$' | head -1; }
+# locks, and templates, which stay).
+run_state() { ls "$D/run" 2>/dev/null | grep -Ev '^(jail-uids|templates)$'; }
+sandbox_dir() { ls -d "$D"/run/*/ 2>/dev/null | grep -Ev '/(jail-uids|templates)/$' | head -1; }
 state_is() { [ "$(state "$1")" = "$2" ]; }
 wait_state() {  # wait_state ID STATE: a deadline scaled to this machine, then says what it saw
   wait_until 60 "task $1 to be $2" state_is "$1" "$2" || echo "  (task $1 is [$(state "$1")])"
@@ -65,6 +68,17 @@ out=$(ctr run --rm "${rt[@]}" $img r1 sh -c 'echo hello from husk; echo KERNEL=$
 check "run --rm exit code" 3 "$?"
 check_match "run --rm output" "hello from husk" "$out"
 [ "$mode" = vm ] && { [ "$(echo "$out" | sed -n 's/^KERNEL=//p')" != "$(uname -r)" ] && echo "PASS guest kernel" || { echo "FAIL guest kernel: ran on the host's"; fails=$((fails + 1)); }; }
+if [ "$mode" = vm ] && [ "${HUSK_SHIM_START:-boot}" = template ]; then
+  # The first sandbox made the template; a second, on another container, restores it: two
+  # different random draws and the host's date, from copies of one snapshot.
+  check "template: made once, complete" "inputs mem state " "$(ls "$D"/run/templates/*/ 2>/dev/null | sort | tr '\n' ' ')"
+  a=$(ctr run --rm "${rt[@]}" $img r2 sh -c 'head -c 16 /dev/urandom | md5sum; date +%s')
+  b=$(ctr run --rm "${rt[@]}" $img r3 sh -c 'head -c 16 /dev/urandom | md5sum; date +%s')
+  check "template: copies draw different random numbers" 2 "$(printf '%s\n%s\n' "$(echo "$a" | head -1)" "$(echo "$b" | head -1)" | sort -u | wc -l)"
+  skew=$(( $(date +%s) - $(echo "$b" | tail -1) ))
+  check "template: a copy has the host's clock" 1 "$([ "${skew#-}" -le 60 ] && echo 1 || echo 0)"
+  check "template: still one template" 1 "$(ls -d "$D"/run/templates/*/ | wc -l)"
+fi
 fi
 
 # 2. a long-running task: exec with and without a terminal, ps, metrics, pause, resume, kill

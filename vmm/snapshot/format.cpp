@@ -97,22 +97,33 @@ Status Reader::status() const {
 Status write_state_file(const std::string& path, const std::vector<uint8_t>& payload) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd) return make_error("cannot create snapshot %s: %s", path.c_str(), std::strerror(errno));
+  return write_state_fd(fd.get(), payload, path);
+}
+
+Status write_state_fd(int fd, const std::vector<uint8_t>& payload, const std::string& name) {
+  if (::ftruncate(fd, 0) != 0 || ::lseek(fd, 0, SEEK_SET) != 0)
+    return make_error("snapshot %s: %s", name.c_str(), std::strerror(errno));
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.version = kFormatVersion;
   h.crc32 = crc32(payload);
   h.payload_bytes = payload.size();
-  HUSK_TRY(write_all(fd.get(), &h, sizeof h, path));
-  HUSK_TRY(write_all(fd.get(), payload.data(), payload.size(), path));
-  if (::fsync(fd.get()) != 0) return make_error("syncing snapshot %s: %s", path.c_str(), std::strerror(errno));
+  HUSK_TRY(write_all(fd, &h, sizeof h, name));
+  HUSK_TRY(write_all(fd, payload.data(), payload.size(), name));
+  if (::fsync(fd) != 0) return make_error("syncing snapshot %s: %s", name.c_str(), std::strerror(errno));
   return {};
 }
 
 Result<std::vector<uint8_t>> read_state_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return make_error(ErrorCode::kInvalidArgument, "cannot open snapshot %s: %s", path.c_str(), std::strerror(errno));
+  return read_state_fd(fd.get(), path);
+}
+
+Result<std::vector<uint8_t>> read_state_fd(int fd, const std::string& name) {
+  const std::string& path = name;
   struct stat st{};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
     return make_error(ErrorCode::kInvalidArgument, "snapshot %s is not a regular file", path.c_str());
   if (static_cast<uint64_t>(st.st_size) < sizeof(Header) || static_cast<uint64_t>(st.st_size) > kMaxStateBytes + sizeof(Header))
     return make_error(ErrorCode::kInvalidArgument, "snapshot %s: %lld bytes is not a husk snapshot state file", path.c_str(),
@@ -120,7 +131,7 @@ Result<std::vector<uint8_t>> read_state_file(const std::string& path) {
   std::vector<uint8_t> all(static_cast<size_t>(st.st_size));
   size_t got = 0;
   while (got < all.size()) {
-    ssize_t r = ::read(fd.get(), all.data() + got, all.size() - got);
+    ssize_t r = ::pread(fd, all.data() + got, all.size() - got, static_cast<off_t>(got));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return make_error(ErrorCode::kInvalidArgument, "reading snapshot %s: %s", path.c_str(),
                                   r == 0 ? "file shrank" : std::strerror(errno));

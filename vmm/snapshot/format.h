@@ -97,7 +97,11 @@ class Reader {
 
 // Writes header + payload to a new file at `path` (O_CREAT|O_TRUNC, mode 0600) and syncs it.
 Status write_state_file(const std::string& path, const std::vector<uint8_t>& payload);
+// The same into an open regular file, from offset 0 (what was in it is dropped); `name` is for
+// messages.
+Status write_state_fd(int fd, const std::vector<uint8_t>& payload, const std::string& name);
 // Reads and checks a state file; returns its payload.
 Result<std::vector<uint8_t>> read_state_file(const std::string& path);
+Result<std::vector<uint8_t>> read_state_fd(int fd, const std::string& name);
 
 }  // namespace husk::snapshot

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/inherited_fd.h"
 #include "common/log.h"
 #include "vmm/kvm/host.h"
 #include "vmm/kvm/irqfd.h"
@@ -61,14 +62,29 @@ Result<std::unique_ptr<MicroVm>> MicroVm::build(const VmConfig& cfg) {
   UniqueFd mem_file;
   std::optional<boot::BootImages> images;
   if (restoring) {
-    auto payload = snapshot::read_state_file(cfg.restore_state);
+    // Paths, or "fd=N": a jailed husk-vmm is handed the template's files open.
+    int state_fd = -1, mem_fd = -1;
+    Result<std::vector<uint8_t>> payload = make_error("unread");
+    if (is_fd_spec(cfg.restore_state, &state_fd)) {
+      auto fd = take_inherited_fd(state_fd);
+      if (!fd) return fd.error();
+      payload = snapshot::read_state_fd(fd->get(), cfg.restore_state);
+    } else {
+      payload = snapshot::read_state_file(cfg.restore_state);
+    }
     if (!payload) return payload.error();
     state = std::move(payload.value());
     reader.emplace(state);
     auto h = read_restore_header(*reader, platform);
     if (!h) return h.error();
     header = std::move(h.value());
-    mem_file.reset(::open(cfg.restore_mem.c_str(), O_RDONLY | O_CLOEXEC));
+    if (is_fd_spec(cfg.restore_mem, &mem_fd)) {
+      auto fd = take_inherited_fd(mem_fd);
+      if (!fd) return fd.error();
+      mem_file = std::move(fd.value());
+    } else {
+      mem_file.reset(::open(cfg.restore_mem.c_str(), O_RDONLY | O_CLOEXEC));
+    }
     if (!mem_file)
       return make_error(ErrorCode::kInvalidArgument, "cannot open the memory file %s: %s", cfg.restore_mem.c_str(),
                         std::strerror(errno));

@@ -1,0 +1,109 @@
+#include "shim/templates.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/log.h"
+#include "shim/sandbox.h"
+
+namespace husk::shim {
+namespace {
+
+Result<std::string> identity(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return make_error("template input %s: %s", path.c_str(), std::strerror(errno));
+  return path + " size=" + std::to_string(st.st_size) + " mtime=" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + " inode=" + std::to_string(st.st_ino) + "\n";
+}
+
+Result<UniqueFd> open_read(int dir, const char* name) {
+  UniqueFd fd(::openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st{};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    return make_error("template file %s: %s", name, fd ? "not a regular file" : std::strerror(errno));
+  return fd;
+}
+
+Status write_file(int dir, const char* name, const std::string& text) {
+  UniqueFd fd(::openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0400));
+  if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) || ::fsync(fd.get()) != 0)
+    return make_error("writing template %s: %s", name, std::strerror(errno));
+  return {};
+}
+
+}  // namespace
+
+Result<std::string> template_inputs(const Config& c) {
+  std::string s;
+  for (const auto* p : {&c.vmm, &c.kernel, &c.initramfs}) {
+    auto id = identity(*p);
+    if (!id) return id.error();
+    s += *id;
+  }
+  s += "vcpus=" + std::to_string(c.vcpus) + " memory_mib=" + std::to_string(c.memory_mib) + "\n";
+  for (const auto& a : c.vmm_args) s += "vmm_arg=" + a + "\n";
+  return s;
+}
+
+Result<TemplateFiles> get_template(const Config& c, const std::function<Status(int, int)>& create) {
+  auto inputs = template_inputs(c);
+  if (!inputs) return inputs.error();
+  const std::string root = c.template_dir.empty() ? c.state_dir + "/templates" : c.template_dir;
+  const std::string key = short_hash(*inputs);
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  if (ec) return make_error("template directory %s: %s", root.c_str(), ec.message().c_str());
+  ::chmod(root.c_str(), 0700);
+  const std::string dir = root + "/" + key;
+
+  auto open_existing = [&]() -> Result<TemplateFiles> {
+    UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!d) return make_error(ErrorCode::kNotFound, "no template");
+    TemplateFiles t;
+    auto state = open_read(d.get(), "state");
+    if (!state) return state.error();
+    auto mem = open_read(d.get(), "mem");
+    if (!mem) return mem.error();
+    t.state = std::move(state.value());
+    t.mem = std::move(mem.value());
+    return t;
+  };
+  if (auto t = open_existing(); t || t.error().code != ErrorCode::kNotFound) return t;
+
+  UniqueFd lock(::open((dir + ".lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!lock || ::flock(lock.get(), LOCK_EX) != 0)
+    return make_error("locking template %s: %s", dir.c_str(), std::strerror(errno));
+  // Another shim may have made it while we waited.
+  if (auto t = open_existing(); t || t.error().code != ErrorCode::kNotFound) return t;
+
+  const std::string tmp = dir + ".tmp";
+  std::filesystem::remove_all(tmp, ec);  // a creator that died half way
+  if (::mkdir(tmp.c_str(), 0700) != 0) return make_error("mkdir %s: %s", tmp.c_str(), std::strerror(errno));
+  UniqueFd td(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd state(::openat(td.get(), "state", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  UniqueFd mem(::openat(td.get(), "mem", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!td || !state || !mem) return make_error("creating template files in %s: %s", tmp.c_str(), std::strerror(errno));
+  LOG_INFO("creating template %s (%s)", dir.c_str(), "first sandbox with these inputs");
+  if (auto s = create(state.get(), mem.get()); !s) {
+    std::filesystem::remove_all(tmp, ec);
+    return s.error().wrap("creating the template snapshot: ");
+  }
+  HUSK_TRY(write_file(td.get(), "inputs", *inputs));
+  // Read-only from now on: every sandbox maps this memory file.
+  ::fchmod(state.get(), 0400);
+  ::fchmod(mem.get(), 0400);
+  if (::fsync(state.get()) != 0 || ::fsync(mem.get()) != 0 || ::fsync(td.get()) != 0)
+    return make_error("syncing template %s: %s", tmp.c_str(), std::strerror(errno));
+  if (::rename(tmp.c_str(), dir.c_str()) != 0) return make_error("publishing template %s: %s", dir.c_str(), std::strerror(errno));
+  auto t = open_existing();
+  if (t) t->created = true;
+  return t;
+}
+
+}  // namespace husk::shim

@@ -1,0 +1,34 @@
+// Template snapshots for sandboxes that start from a snapshot ("start": "template"): a booted,
+// agent-ready guest, paused before anything of a tenant reached it, saved once per set of
+// inputs and restored by every sandbox that has the same ones. Restored copies map its memory
+// MAP_PRIVATE, so they share every page they do not write.
+//
+// <template_dir>/<key>/{state,mem,inputs}: `key` hashes everything that shapes the guest (the
+// husk-vmm, kernel and initramfs files by identity — path, size, mtime, inode — vCPUs, memory,
+// extra VMM arguments), so changing any of them makes a new template; `inputs` spells them out.
+// Creation is atomic: one shim creates under <key>.lock (flock), into a temporary directory
+// renamed into place only when complete; a racing shim waits on the lock and finds it made.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "shim/config.h"
+
+namespace husk::shim {
+
+struct TemplateFiles {
+  UniqueFd state, mem;  // read-only, handed to husk-vmm --restore fd=N,fd=M
+  bool created = false;  // this call made it
+};
+
+// What identifies a template for `c` (human-readable; hashed for the directory name).
+Result<std::string> template_inputs(const Config& c);
+
+// The template for `c`, made first by `create(state_fd, mem_fd)` if there is none: it must
+// leave a complete snapshot in the two files (open for writing) or fail.
+Result<TemplateFiles> get_template(const Config& c, const std::function<Status(int state_fd, int mem_fd)>& create);
+
+}  // namespace husk::shim
