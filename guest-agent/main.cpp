@@ -1,6 +1,7 @@
 // husk-agent: PID 1 of a husk microVM, or a plain process on a host (--listen unix:PATH), that
 // runs OCI containers for whoever talks to it over gRPC.
 #include <signal.h>
+#include <linux/vm_sockets.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,9 +11,12 @@
 #include <cstring>
 #include <filesystem>
 #include <grpcpp/grpcpp.h>
+#include <thread>
 
 #include "common/log.h"
+#include "common/sockets.h"
 #include "guest-agent/init/guest_init.h"
+#include "guest-agent/ports.h"
 #include "guest-agent/runtime/reaper.h"
 #include "guest-agent/runtime/runtime.h"
 #include "guest-agent/service/agent_service.h"
@@ -63,7 +67,7 @@ int main(int argc, char** argv) {
     if (auto s = mount_guest_filesystems(); !s) LOG_ERROR("%s", s.error().message.c_str());
     if (auto s = bring_up_loopback(); !s) LOG_WARN("%s", s.error().message.c_str());
     if (log_port && connect_log_port(log_port)) LOG_INFO("logging to host vsock port %u too", log_port);
-    if (listen.empty()) listen.push_back("vsock:1024");
+    if (listen.empty()) listen.push_back("vsock:" + std::to_string(agent::kAgentPort));
   } else {
     if (listen.empty()) {
       std::fprintf(stderr, "husk-agent: not PID 1: give --listen unix:PATH (host mode)\n");
@@ -135,7 +139,17 @@ int main(int argc, char** argv) {
   }
   for (const auto& l : listen) LOG_INFO("serving on %s", l.c_str());
   // The console marker tests and the shim's boot timing look for.
-  if (guest) std::fprintf(stderr, "HUSK_AGENT_READY\n");
+  if (guest) {
+    std::fprintf(stderr, "HUSK_AGENT_READY\n");
+    // And to the host, if it listens for it (a shim does; husk-agentctl users need not): on a
+    // thread, since nothing here may wait on the host.
+    std::thread([] {
+      if (auto fd = connect_vsock(VMADDR_CID_HOST, agent::kReadyPort); fd) {
+        static constexpr char kReady[] = "ready\n";
+        (void)!::write(fd->get(), kReady, sizeof kReady - 1);
+      }
+    }).detach();
+  }
 
   // On a host the shim stops us with SIGTERM. As PID 1 of a VM nobody has a reason to: the
   // host ends the sandbox with DestroySandbox. A process in the guest that signals PID 1 (only

@@ -1,6 +1,8 @@
 #include "shim/sandbox.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
@@ -20,6 +22,7 @@
 
 #include "common/log.h"
 #include "guest-agent/client/connect.h"
+#include "guest-agent/ports.h"
 #include "proto/agent.grpc.pb.h"
 #include "shim/bundle.h"
 #include "shim/jail.h"
@@ -265,6 +268,17 @@ class VmSandbox : public Sandbox {
       fds.push_back(fd);
       return "fd=" + std::to_string(2 + fds.size());
     };
+    // A booting guest's agent says "ready" on host port kReadyPort: husk-vmm hands that stream
+    // to one end of this pair, wait_for_agent() waits on the other.
+    UniqueFd vmm_ready;
+    std::string vsock_arg = "3,fd=4";
+    if (!l.restore) {
+      int pair[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return make_error("socketpair: %s", strerror(errno));
+      ready_fd_.reset(pair[0]);
+      vmm_ready.reset(pair[1]);
+      vsock_arg += "," + std::to_string(agent::kReadyPort) + "=" + fd_arg(vmm_ready.get());
+    }
     std::vector<std::string> vmm_args;
     if (l.restore) {
       std::string state = fd_arg(l.restore->state.get());
@@ -273,7 +287,7 @@ class VmSandbox : public Sandbox {
       vmm_args = {"--kernel", jailed ? "/vmlinux" : c_.kernel, "--initrd", jailed ? "/initrd" : c_.initramfs,
                   "--vcpus", std::to_string(c_.vcpus), "--mem", std::to_string(c_.memory_mib)};
     }
-    vmm_args.insert(vmm_args.end(), {"--fs", std::string(kShareTag) + ",fd=3", "--vsock", "3,fd=4", "--console",
+    vmm_args.insert(vmm_args.end(), {"--fs", std::string(kShareTag) + ",fd=3", "--vsock", vsock_arg, "--console",
                                      console_fd ? fd_arg(console_fd.get()) : "none", "--console-limit",
                                      std::to_string(c_.console_limit)});
     if (l.api_fd >= 0) {
@@ -305,10 +319,22 @@ class VmSandbox : public Sandbox {
   // that died is noticed at once instead of at the deadline.
   Status wait_for_agent() {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms);
+    if (ready_fd_) {
+      // Until the guest says so (or husk-vmm is gone: the pair's other end closes). The wakeups
+      // every second only look for a helper that died without closing it.
+      for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd p{ready_fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000))) > 0) break;
+        if (!failure().empty()) break;
+      }
+      ready_fd_.reset();
+    }
     Result<std::shared_ptr<grpc::Channel>> ch = make_error("timed out");
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      ch = agent_client::connect("hvsock:" + vsock_path() + ":1024",
+      ch = agent_client::connect("hvsock:" + vsock_path() + ":" + std::to_string(agent::kAgentPort),
                                  std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(3000)));
       if (ch || left.count() <= 3000) break;
       if (auto dead = failure(); !dead.empty())
@@ -392,6 +418,7 @@ class VmSandbox : public Sandbox {
   std::optional<PodNetwork> net_;
   std::optional<Share> share_;
   std::string snapshot_state_spec_, snapshot_mem_spec_;  // "fd=N" in the template VM
+  UniqueFd ready_fd_;  // the shim's end of the agent's "ready" stream, while booting
 };
 
 class HostSandbox : public Sandbox {

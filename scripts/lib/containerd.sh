@@ -98,6 +98,7 @@ ctd_testhost_adds() {
     "$build/shim/containerd-shim-husk-v2:/husk/bin/containerd-shim-husk-v2" \
     "$build/images/agent-initramfs.cpio:/husk/images/agent-initramfs.cpio" \
     "$build/images/busybox-oci.tar:/husk/images/busybox-oci.tar" \
+    "$build/guest-agent/husk-agentctl:/husk/bin/husk-agentctl" \
     "/usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd" \
     "$(type -P containerd):/husk/bin/containerd" \
     "$(type -P ctr):/husk/bin/ctr" \
@@ -126,7 +127,7 @@ ctd_testhost_bench() {
     echo "bash \$HUSK_SRC/bench/$name.sh $*"
   } >"$script"
   # shellcheck disable=SC2046  # one --add pair per line, no spaces in the paths
-  HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout "$timeout" --mem 3072 \
+  HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout "$timeout" --mem "${HUSK_BENCH_MEM:-3072}" \
     --add "$src/bench/$name.sh:/husk/src/bench/$name.sh" --add "$src/bench/lib.sh:/husk/src/bench/lib.sh" \
     $(ctd_testhost_adds "$build") "$script" | tee "$out/$name.txt"
   local rc=${PIPESTATUS[0]}

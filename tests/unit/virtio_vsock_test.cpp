@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/sockets.h"
 #include "tests/unit/virtio_fake_driver.h"
 
 namespace husk::virtio {
@@ -295,6 +296,41 @@ TEST(VsockOpen, RejectsReservedCidsAndBadPaths) {
   EXPECT_FALSE(Vsock::open(VsockConfig{3, ""}).ok());
   EXPECT_FALSE(Vsock::open(VsockConfig{3, std::string(200, 'p')}).ok());
   EXPECT_FALSE(Vsock::open(VsockConfig{3, "/nonexistent-dir/v.sock"}).ok());
+}
+
+TEST(VsockOpen, AGuestStreamToAHandedOverPortReachesThatSocketOnce) {
+  // husk-vmm --vsock 3,fd=N,1023=fd=M: the agent's "ready" reaches the shim's socket.
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  auto listener = listen_unix("/tmp/husk-vsock-port-unit-" + std::to_string(getpid()), 1);
+  ASSERT_TRUE(listener.ok());
+  VsockConfig cfg{3, "", listener->release()};  // the device takes it
+  cfg.port_fds[1023] = sv[1];
+  auto d = Vsock::open(cfg);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  GuestMemory mem = GuestMemory::create({{GuestAddress(0), 0x200000}}).value();
+  testing::FakeQueue rx{mem, 16, 0}, tx{mem, 16, 0x10000}, ev{mem, 16, 0x20000};
+  std::vector<Queue> queues{Queue(256), Queue(256), Queue(256)};
+  FakeIo io;
+  NullNotifier notifier;
+  (*d)->set_host_io(&io);
+  rx.configure(queues[0]), tx.configure(queues[1]), ev.configure(queues[2]);
+  ASSERT_TRUE((*d)->activate(mem, queues, 0, notifier).ok());
+  for (int i = 0; i < 4; ++i) rx.add_chain({{0x40000 + 0x1000ull * static_cast<unsigned>(i), 4096, true}});
+  auto request = [&](uint32_t src_port, uint64_t at) {
+    Header h{3, 2, src_port, 1023, 0, 1, vsock::kOpRequest, 0, 65536, 0};
+    (void)mem.write_obj(GuestAddress(at), h);
+    tx.add_chain({{at, static_cast<uint32_t>(sizeof h)}});
+    ASSERT_TRUE((*d)->process_queue(1).ok());
+  };
+  request(5000, 0x100000);
+  ASSERT_EQ(rx.used_idx(), 1);
+  EXPECT_EQ(mem.read_obj<Header>(GuestAddress(0x40000)).value().op, vsock::kOpResponse);
+  request(5001, 0x101000);  // the socket was for one stream: a second is refused
+  ASSERT_EQ(rx.used_idx(), 2);
+  EXPECT_EQ(mem.read_obj<Header>(GuestAddress(0x41000)).value().op, vsock::kOpRst);
+  close(sv[0]);
+  unlink(("/tmp/husk-vsock-port-unit-" + std::to_string(getpid())).c_str());
 }
 
 TEST_F(VsockTest, S5_10_6_6_RestoredDeviceSendsATransportReset) {

@@ -69,7 +69,7 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::vector<std::string> fs;
   app.add_option("--fs", fs, "virtio-fs through a vhost-user backend: TAG,SOCKET or TAG,fd=N (a connected socket; repeatable)");
   std::string vsock;
-  app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol) or CID,fd=N (an inherited listening socket; guest-initiated streams refused)");
+  app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol) or CID,fd=N (an inherited listening socket; guest-initiated streams refused), then PORT=fd=M for each host port whose one guest-initiated stream goes to inherited socket M");
   std::vector<std::string> nets;
   app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=B/s][,pps=N][,rx_bw=B/s][,rx_pps=N] (repeatable)");
   std::string api, restore;
@@ -177,9 +177,21 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     unsigned long long cid = std::strtoull(vsock.c_str(), &end, 10);
     if (comma == std::string::npos || end != vsock.c_str() + comma || comma == 0)
       return make_error("--vsock needs CID,PATH (for example 3,/run/vm.vsock)");
-    std::string where = vsock.substr(comma + 1);
-    if (int fd; is_fd_spec(where, &fd)) c.vsock = virtio::VsockConfig{cid, "", fd};
-    else c.vsock = virtio::VsockConfig{cid, where};
+    // CID,PATH|fd=N[,PORT=fd=M]...
+    auto parts = split_options(vsock.substr(comma + 1));
+    const std::string& where = parts[0];
+    if (int fd; is_fd_spec(where, &fd)) c.vsock = virtio::VsockConfig{cid, "", fd, {}};
+    else c.vsock = virtio::VsockConfig{cid, where, -1, {}};
+    for (size_t i = 1; i < parts.size(); ++i) {
+      auto eq = parts[i].find('=');
+      int fd = -1;
+      char* pend = nullptr;
+      unsigned long port = std::strtoul(parts[i].c_str(), &pend, 10);
+      if (eq == std::string::npos || pend != parts[i].c_str() + eq || eq == 0 || port > 0xffffffffu ||
+          !is_fd_spec(parts[i].substr(eq + 1), &fd))
+        return make_error("--vsock %s: '%s' is not PORT=fd=N", vsock.c_str(), parts[i].c_str());
+      c.vsock->port_fds[static_cast<uint32_t>(port)] = fd;
+    }
   }
   if (console == "stdio") {
     c.console = ConsoleMode::kStdio;

@@ -27,6 +27,17 @@ constexpr size_t kMaxConnectLine = 32;
 Result<std::shared_ptr<Vsock>> Vsock::open(const VsockConfig& cfg) {
   if (cfg.guest_cid <= kHostCid || cfg.guest_cid >= 0xffffffffull)
     return make_error("vsock guest CID %llu is reserved", (unsigned long long)cfg.guest_cid);
+  std::map<uint32_t, UniqueFd> ports;
+  for (const auto& [port, n] : cfg.port_fds) {
+    auto fd = take_inherited_fd(n);
+    if (!fd) return fd.error().wrap("vsock port " + std::to_string(port) + ": ");
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd->get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+      return make_error(ErrorCode::kInvalidArgument, "vsock port %u: fd=%d is not a stream socket", port, n);
+    ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
+    ports[port] = std::move(fd.value());
+  }
   if (cfg.listen_fd >= 0) {
     auto fd = take_inherited_fd(cfg.listen_fd);
     if (!fd) return fd.error().wrap("vsock: ");
@@ -35,15 +46,15 @@ Result<std::shared_ptr<Vsock>> Vsock::open(const VsockConfig& cfg) {
     if (::getsockopt(fd->get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
       return make_error(ErrorCode::kInvalidArgument, "vsock: fd=%d is not a listening socket", cfg.listen_fd);
     ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
-    return std::make_shared<Vsock>(std::move(fd.value()), cfg);
+    return std::make_shared<Vsock>(std::move(fd.value()), cfg, std::move(ports));
   }
   auto fd = listen_unix(cfg.uds_path, 128, /*nonblocking=*/true);  // replaces a stale socket from an earlier VM
   if (!fd) return make_error("vsock: %s", fd.error().message.c_str());
-  return std::make_shared<Vsock>(std::move(fd.value()), cfg);
+  return std::make_shared<Vsock>(std::move(fd.value()), cfg, std::move(ports));
 }
 
-Vsock::Vsock(UniqueFd listener, VsockConfig cfg)
-    : listener_(std::move(listener)), cfg_(std::move(cfg)), clock_(monotonic_ns) {}
+Vsock::Vsock(UniqueFd listener, VsockConfig cfg, std::map<uint32_t, UniqueFd> port_fds)
+    : listener_(std::move(listener)), cfg_(std::move(cfg)), port_fds_(std::move(port_fds)), clock_(monotonic_ns) {}
 
 Vsock::~Vsock() {
   if (!cfg_.uds_path.empty()) ::unlink(cfg_.uds_path.c_str());
@@ -273,12 +284,20 @@ Status Vsock::on_host_written(uint64_t id, bool ok) {
 
 void Vsock::guest_connect(const Header& h) {
   Key k{h.dst_port, h.src_port};
-  if (conns_.count(k) || connections() >= kMaxConnections || rx_full() || cfg_.uds_path.empty()) return push_rst(h);
-  // Non-blocking: a unix connect completes at once, or fails with EAGAIN when the listener's
-  // backlog is full; it never holds the event loop.
-  auto conn = connect_unix(cfg_.uds_path + "_" + std::to_string(h.dst_port), /*nonblocking=*/true);
-  if (!conn) return push_rst(h);
-  UniqueFd fd = std::move(conn.value());
+  if (conns_.count(k) || connections() >= kMaxConnections || rx_full()) return push_rst(h);
+  UniqueFd fd;
+  if (auto it = port_fds_.find(h.dst_port); it != port_fds_.end()) {
+    fd = std::move(it->second);  // one stream per handed-over socket
+    port_fds_.erase(it);
+  } else if (!cfg_.uds_path.empty()) {
+    // Non-blocking: a unix connect completes at once, or fails with EAGAIN when the listener's
+    // backlog is full; it never holds the event loop.
+    auto conn = connect_unix(cfg_.uds_path + "_" + std::to_string(h.dst_port), /*nonblocking=*/true);
+    if (!conn) return push_rst(h);
+    fd = std::move(conn.value());
+  } else {
+    return push_rst(h);
+  }
   Conn c;
   c.id = next_id_++;
   c.fd = std::move(fd);

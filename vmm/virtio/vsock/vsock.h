@@ -30,12 +30,16 @@ struct VsockConfig {
   uint64_t guest_cid = 3;
   std::string uds_path;  // empty with listen_fd: guest-initiated streams are refused (RST)
   int listen_fd = -1;    // an inherited listening unix socket (jailed husk-vmm), instead of uds_path
+  // Guest-initiated streams to host port P use inherited connected socket fd (once each): how a
+  // jailed husk-vmm, which can connect to no path, lets the guest reach the host (the agent
+  // tells the shim it is ready on one).
+  std::map<uint32_t, int> port_fds = {};
 };
 
 class Vsock : public Device {
  public:
   static Result<std::shared_ptr<Vsock>> open(const VsockConfig& cfg);
-  Vsock(UniqueFd listener, VsockConfig cfg);
+  Vsock(UniqueFd listener, VsockConfig cfg, std::map<uint32_t, UniqueFd> port_fds = {});
   ~Vsock() override;
 
   DeviceType type() const override { return kVsock; }
@@ -113,6 +117,7 @@ class Vsock : public Device {
 
   UniqueFd listener_;
   VsockConfig cfg_;
+  std::map<uint32_t, UniqueFd> port_fds_;  // cfg_.port_fds, owned
   HostIo* io_ = nullptr;
   uint64_t next_id_ = 1;
   uint32_t next_local_port_ = 1u << 30;
