@@ -1,6 +1,7 @@
 #include "vmm/api/server.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/local/stream_protocol.hpp>
@@ -172,6 +173,8 @@ Result<std::unique_ptr<Server>> Server::start(boost::asio::io_context& io, const
     ::unlink(path.c_str());  // a stale socket from an earlier run
     impl->acceptor.open(stream_protocol(), ec);
     if (!ec) impl->acceptor.bind(stream_protocol::endpoint(path), ec);
+    // Only its owner may pause the VM or have it write files.
+    if (!ec && ::chmod(path.c_str(), 0600) != 0) ec = boost::system::error_code(errno, boost::system::system_category());
     if (!ec) impl->acceptor.listen(4, ec);
     if (ec) return make_error("--api %s: %s", path.c_str(), ec.message().c_str());
     impl->path = path;

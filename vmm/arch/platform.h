@@ -56,7 +56,7 @@ class Platform {
   virtual Status save_vm(const kvm::Vm& vm, snapshot::Writer& w) = 0;
   virtual Status restore_vm(kvm::Vm& vm, snapshot::Reader& r) = 0;
   virtual Status save_vcpu(const kvm::Kvm& kvm, const kvm::Vcpu& vcpu, snapshot::Writer& w) = 0;
-  virtual Status restore_vcpu(kvm::Vcpu& vcpu, snapshot::Reader& r) = 0;
+  virtual Status restore_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, snapshot::Reader& r) = 0;
 };
 
 std::unique_ptr<Platform> make_platform();

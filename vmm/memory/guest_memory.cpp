@@ -1,6 +1,7 @@
 #include "vmm/memory/guest_memory.h"
 
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,6 +88,26 @@ Status pread_all(int fd, uint8_t* p, uint64_t n, uint64_t off) {
   return {};
 }
 
+// Copies [from, from+len) of file `in` to offset `to` of memfd `out` in the kernel (sendfile:
+// no page faults on our mapping of it, which cost more than the copy under nested
+// virtualization); by pread into `host` (the same bytes, mapped) where sendfile cannot.
+Status copy_extent(int in, int out, uint64_t from, uint64_t to, uint64_t len, uint8_t* host) {
+  if (::lseek(out, static_cast<off_t>(to), SEEK_SET) == static_cast<off_t>(to)) {
+    off_t pos = static_cast<off_t>(from);
+    uint64_t left = len;
+    while (left > 0) {
+      ssize_t n = ::sendfile(out, in, &pos, std::min<uint64_t>(left, 1u << 30));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      left -= static_cast<uint64_t>(n);
+    }
+    if (left == 0) return {};
+    uint64_t done = len - left;
+    return pread_all(in, host + done, left, from + done);
+  }
+  return pread_all(in, host, len, from);
+}
+
 }  // namespace
 
 Status GuestMemory::save(int fd) const {
@@ -133,8 +154,8 @@ Result<GuestMemory> GuestMemory::restore(const std::vector<RamRegion>& regions, 
         if (data < 0 || static_cast<uint64_t>(data) >= end) break;
         off_t hole = ::lseek(fd, data, SEEK_HOLE);
         uint64_t stop = hole < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(hole), end);
-        HUSK_TRY(pread_all(fd, r.host() + (static_cast<uint64_t>(data) - off), stop - static_cast<uint64_t>(data),
-                           static_cast<uint64_t>(data)));
+        HUSK_TRY(copy_extent(fd, r.fd.get(), static_cast<uint64_t>(data), static_cast<uint64_t>(data) - off,
+                             stop - static_cast<uint64_t>(data), r.host() + (static_cast<uint64_t>(data) - off)));
         pos = stop;
       }
       off = end;

@@ -129,7 +129,7 @@ Result<MicroVm::RestoreHeader> MicroVm::read_restore_header(snapshot::Reader& r,
 
 Status MicroVm::restore_state(snapshot::Reader& r) {
   HUSK_TRY(platform_->restore_vm(*vm_, r));
-  for (auto& v : vcpus_) HUSK_TRY(platform_->restore_vcpu(*v, r));
+  for (auto& v : vcpus_) HUSK_TRY(platform_->restore_vcpu(*kvm_, *v, r));
   devices_.console->restore(r);
   HUSK_TRY(r.status());
   HUSK_TRY(virtio_->restore(r));

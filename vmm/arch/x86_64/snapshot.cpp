@@ -97,7 +97,7 @@ Status X86Platform::save_vcpu(const kvm::Kvm& kvm, const kvm::Vcpu& vcpu, snapsh
   return {};
 }
 
-Status X86Platform::restore_vcpu(kvm::Vcpu& vcpu, snapshot::Reader& r) {
+Status X86Platform::restore_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, snapshot::Reader& r) {
   kvm_mp_state mp{};
   kvm_regs regs{};
   kvm_sregs sregs{};
@@ -119,6 +119,11 @@ Status X86Platform::restore_vcpu(kvm::Vcpu& vcpu, snapshot::Reader& r) {
   r.pod(&events, "vCPU events");
   uint32_t tsc_khz = r.u32("vCPU TSC frequency");
   HUSK_TRY(r.status());
+  // KVM reads as many XSAVE bytes as this host's CPU state takes: a blob of another size came
+  // from another CPU (and a shorter one would be read past).
+  if (xsave.size() != kvm.xsave_size())
+    return make_error(ErrorCode::kFailedPrecondition, "the snapshot's XSAVE state is %zu bytes, this host's is %zu: restore it on the host that wrote it",
+                      xsave.size(), kvm.xsave_size());
   if (tsc_khz != 0 && vcpu.tsc_khz() != 0 && tsc_khz != vcpu.tsc_khz())
     return make_error(ErrorCode::kFailedPrecondition,
                       "the snapshot's vCPUs ran with a %u kHz TSC, this host's run at %u kHz: restore it on the host that "
