@@ -99,6 +99,7 @@ ctd_testhost_adds() {
     "$build/images/agent-initramfs.cpio:/husk/images/agent-initramfs.cpio" \
     "$build/images/busybox-oci.tar:/husk/images/busybox-oci.tar" \
     "$build/guest-agent/husk-agentctl:/husk/bin/husk-agentctl" \
+    "$(type -P curl):/husk/bin/curl" \
     "/usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd" \
     "$(type -P containerd):/husk/bin/containerd" \
     "$(type -P ctr):/husk/bin/ctr" \
