@@ -124,7 +124,7 @@ for i in $(seq "$n"); do
   pvm=$!
   husk-agentctl --address "hvsock:$D/pv.sock:1024" --timeout-ms 120000 version >/dev/null
   echo "restore-private,$i,$(ms "$t0" "$EPOCHREALTIME")" >>"$rcsv"
-  kill -9 $pvm; wait $pvm 2>/dev/null || true
+  kill $pvm; wait $pvm 2>/dev/null || true  # SIGTERM: husk-vmm prints its timing as it ends
   # exec to the first KVM_RUN of the restored vCPU, from husk-vmm's own report
   sed -n 's/.*first KVM_RUN at \([0-9]*\) us after exec.*/restore-private-first-run,'"$i"',\1/p' "$D/pvmm.log" |
     awk -F, '{printf "%s,%s,%.3f\n", $1, $2, $3 / 1000}' >>"$rcsv"
@@ -135,11 +135,16 @@ ctl_ms=$(ms "$t0" "$EPOCHREALTIME")
 
 # Memory: SANDBOXES idle sandboxes per mode, all running at once.
 mcsv=$out/snapshot_memory.csv
-echo "mode,sandboxes,pss_kib,rss_kib" >"$mcsv"
+echo "mode,sandboxes,pss_kib,rss_kib,host_used_kib" >"$mcsv"
+# What the machine lost, whoever holds it: a restored guest's memory is a memfd whose pages
+# count in no process's PSS until it maps them.
+used_kib() { awk '/^MemTotal:/ {t = $2} /^MemAvailable:/ {a = $2} END {print t - a}' /proc/meminfo; }
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/$3" 2>/dev/null || echo 0; }
 measure() {  # measure MODE ARGS...: start SANDBOXES idle tasks, sum their processes' memory
-  local mode=$1 i p pss=0 rss=0
+  local mode=$1 i p pss=0 rss=0 before
   shift
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  before=$(used_kib)
   for i in $(seq "$sandboxes"); do ctr run -d "$@" $img "m-$mode-$i" sleep 600 >/dev/null; done
   sleep 5
   for p in $(pids_of "containerd-shim-husk-v2.*-address $D") $(pids_of "husk-jailer .*$D/run/") \
@@ -147,7 +152,8 @@ measure() {  # measure MODE ARGS...: start SANDBOXES idle tasks, sum their proce
     $(pids_of "virtiofsd.*$D/run/"); do
     pss=$((pss + $(kib "$p" Pss smaps_rollup))); rss=$((rss + $(kib "$p" VmRSS status)))
   done
-  echo "$mode,$sandboxes,$pss,$rss" >>"$mcsv"
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  echo "$mode,$sandboxes,$pss,$rss,$(($(used_kib) - before))" >>"$mcsv"
   for i in $(seq "$sandboxes"); do ctr task kill -s KILL "m-$mode-$i" >/dev/null 2>&1 || true; done
   for i in $(seq "$sandboxes"); do
     wait_until 60 "m-$mode-$i to stop" eval "[ \"\$(ctr task ls | awk '\$1==\"m-$mode-$i\"{print \$3}')\" != RUNNING ]" || true
@@ -180,11 +186,13 @@ per() { awk -F, -v m="$1" -v c="$2" '$1 == m {printf "%.1f", $c / $2 / 1024}' "$
   printf "  restore without virtio-fs (MAP_PRIVATE)  p50 %8.1f ms   p90 %8.1f ms   (restore/boot %.3f)\n" \
     "$(pct "$rcsv" restore-private 0.5)" "$(pct "$rcsv" restore-private 0.9)" \
     "$(awk -v a="$(pct "$rcsv" restore-private 0.5)" -v b="$(pct "$rcsv" boot 0.5)" 'BEGIN{print a/b}')"
-  printf "    of which exec to the restored vCPU's first KVM_RUN: p50 %.1f ms; husk-agentctl's own start: %.1f ms\n" \
+  printf "    of which exec to the restored vCPU's first KVM_RUN: p50 %s ms; husk-agentctl's own start: %s ms\n" \
     "$(pct "$rcsv" restore-private-first-run 0.5)" "$ctl_ms"
   echo "host memory per idle sandbox, $sandboxes running at once (shim + husk-vmm + jailers + virtiofsd):"
-  printf "  cold      PSS %6.1f MiB   RSS %6.1f MiB\n" "$(per cold 3)" "$(per cold 4)"
-  printf "  template  PSS %6.1f MiB   RSS %6.1f MiB\n" "$(per template 3)" "$(per template 4)"
+  printf "  cold      PSS %6.1f MiB   RSS %6.1f MiB   host memory used %6.1f MiB\n" "$(per cold 3)" "$(per cold 4)" "$(per cold 5)"
+  printf "  template  PSS %6.1f MiB   RSS %6.1f MiB   host memory used %6.1f MiB\n" "$(per template 3)" "$(per template 4)" "$(per template 5)"
+  echo "  (host memory used: MemTotal - MemAvailable after the sandboxes started, less before, per"
+  echo "   sandbox: it includes a restored guest's memfd pages, which no process's PSS shows)"
   echo "CSV:"
   cat "$csv" "$rcsv" "$mcsv" | sed 's/^/  /'
 } | tee "$out/snapshot_start.txt"

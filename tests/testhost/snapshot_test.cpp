@@ -69,8 +69,9 @@ for n in 1 2 3 4 5; do
   eval pid=\$pid$n
   echo "COPY${n}_FIRST_TICK=$(grep -o 'TICK=[0-9]*' /tmp/con$n | head -1 | cut -d= -f2)"
   echo "COPY${n}_TICKS=$(grep -c TICK= /tmp/con$n)"
-  echo "COPY${n}_BOOT_IDS=$(grep -o 'BOOT=[^ ]*' /tmp/con$n | sort -u | cut -d= -f2 | tr '\n' ' ')"
-  echo "COPY${n}_DISKS=$(grep -o 'DISK=[^ ]*' /tmp/con$n | sort -u | cut -d= -f2 | tr '\n' ' ')"
+  # Whole fields only: the copy is still writing its console, its last line may be half there.
+  echo "COPY${n}_BOOT_IDS=$(grep -o 'BOOT=[^ ]* DISK=' /tmp/con$n | sort -u | cut -d= -f2 | cut -d' ' -f1 | tr '\n' ' ')"
+  echo "COPY${n}_DISKS=$(grep -oE 'DISK=[0-9a-f]{12}' /tmp/con$n | sort -u | cut -d= -f2 | tr '\n' ' ')"
   echo "COPY${n}_STATE=$(api /tmp/api$n.sock GET /vm)"
   # Memory: what this husk-vmm maps (Rss) against its share of it (Pss): the snapshot's pages
   # are shared by all five.
