@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 
 #include "common/log.h"
 #include "guest-agent/client/connect.h"
+#include "guest-agent/client/restored.h"
 #include "guest-agent/ports.h"
 #include "proto/agent.grpc.pb.h"
 #include "shim/bundle.h"
@@ -377,19 +377,12 @@ class VmSandbox : public Sandbox {
 
   // Every copy of a template starts with the template's CRNG state and wall clock.
   Status tell_restored() {
-    agent::v1::RestoredRequest req;
-    std::string seed(64, '\0');
-    if (::getrandom(seed.data(), seed.size(), 0) != static_cast<ssize_t>(seed.size()))
-      return make_error("getrandom: %s", strerror(errno));
-    req.set_entropy(seed);
-    timespec now{};
-    ::clock_gettime(CLOCK_REALTIME, &now);
-    req.mutable_wall_clock()->set_seconds(now.tv_sec);
-    req.mutable_wall_clock()->set_nanos(static_cast<int32_t>(now.tv_nsec));
+    auto req = agent_client::restored_request();
+    if (!req) return req.error();
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms));
     agent::v1::Empty e;
-    if (auto st = agent::v1::Agent::NewStub(channel_)->Restored(&ctx, req, &e); !st.ok())
+    if (auto st = agent::v1::Agent::NewStub(channel_)->Restored(&ctx, *req, &e); !st.ok())
       return make_error(static_cast<ErrorCode>(st.error_code()), "reseeding the restored guest: %s", st.error_message().c_str());
     return {};
   }

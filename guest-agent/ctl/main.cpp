@@ -1,6 +1,5 @@
 // husk-agentctl: talks to husk-agent from the host, one call per command; `run` is create +
 // start + I/O + wait + remove, with the container's exit status as its own (like `runc run`).
-#include <sys/random.h>
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
 #include <termios.h>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "guest-agent/client/connect.h"
+#include "guest-agent/client/restored.h"
 #include "guest-agent/client/stdio.h"
 #include "proto/agent.grpc.pb.h"
 
@@ -339,15 +339,9 @@ int main(int argc, char** argv) {
     std::printf("agent %s api %u\n", resp.agent_version().c_str(), resp.api_version());
   }
   if (*restored) {
-    v1::RestoredRequest req;
-    std::string seed(64, '\0');
-    if (::getrandom(seed.data(), seed.size(), 0) != static_cast<ssize_t>(seed.size())) die("getrandom failed");
-    req.set_entropy(seed);
-    timespec now{};
-    ::clock_gettime(CLOCK_REALTIME, &now);
-    req.mutable_wall_clock()->set_seconds(now.tv_sec);
-    req.mutable_wall_clock()->set_nanos(static_cast<int32_t>(now.tv_nsec));
-    check(stub->Restored(&ctx, req, &empty), "restored");
+    auto req = agent_client::restored_request();
+    if (!req) die(req.error().message);
+    check(stub->Restored(&ctx, *req, &empty), "restored");
   }
   if (*destroy) check(stub->DestroySandbox(&ctx, v1::DestroySandboxRequest(), &empty), "destroy-sandbox");
   return 0;
