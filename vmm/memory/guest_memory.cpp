@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/fd_io.h"
+
 namespace husk {
 namespace {
 constexpr uint64_t kPage = 4096;
@@ -68,26 +70,6 @@ bool all_zero(const uint8_t* p, size_t n) {
   return true;
 }
 
-Status pwrite_all(int fd, const uint8_t* p, uint64_t n, uint64_t off) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, std::min<uint64_t>(n, 1u << 30), static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return make_error("writing guest memory: %s", std::strerror(errno));
-    p += w, off += static_cast<uint64_t>(w), n -= static_cast<uint64_t>(w);
-  }
-  return {};
-}
-
-Status pread_all(int fd, uint8_t* p, uint64_t n, uint64_t off) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, std::min<uint64_t>(n, 1u << 30), static_cast<off_t>(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return make_error("reading guest memory: %s", r == 0 ? "file too short" : std::strerror(errno));
-    p += r, off += static_cast<uint64_t>(r), n -= static_cast<uint64_t>(r);
-  }
-  return {};
-}
-
 // Copies [from, from+len) of file `in` to offset `to` of memfd `out` in the kernel (sendfile:
 // no page faults on our mapping of it, which cost more than the copy under nested
 // virtualization); by pread into `host` (the same bytes, mapped) where sendfile cannot.
@@ -103,9 +85,9 @@ Status copy_extent(int in, int out, uint64_t from, uint64_t to, uint64_t len, ui
     }
     if (left == 0) return {};
     uint64_t done = len - left;
-    return pread_all(in, host + done, left, from + done);
+    return pread_full(in, host + done, left, from + done);
   }
-  return pread_all(in, host, len, from);
+  return pread_full(in, host, len, from);
 }
 
 }  // namespace
@@ -122,7 +104,8 @@ Status GuestMemory::save(int fd) const {
       bool data = off < r.size && !all_zero(r.host() + off, kPage);
       if (data && !in_run) run_start = off, in_run = true;
       if (!data && in_run) {
-        HUSK_TRY(pwrite_all(fd, r.host() + run_start, off - run_start, file_off + run_start));
+        if (auto st = pwrite_full(fd, r.host() + run_start, off - run_start, file_off + run_start); !st)
+          return st.error().wrap("guest memory: ");
         in_run = false;
       }
     }

@@ -21,7 +21,6 @@ const std::vector<Rule>& api_rules() {
       {SCMP_SYS(fsync), {}, "a snapshot is on disk before the API answers"},
       {SCMP_SYS(fstat), {}, "an output handed over as fd=N must be a regular file, not guest memory"},
       {SCMP_SYS(newfstatat), {}, "the same, where the C library uses fstatat(fd, \"\", AT_EMPTY_PATH)"},
-      {SCMP_SYS(lseek), {}, "a state file handed over is rewritten from its start"},
       ioctl_rule(KVM_GET_PIT2, "snapshot: the PIT"),
       ioctl_rule(KVM_GET_CLOCK, "snapshot: kvmclock"),
       ioctl_rule(KVM_GET_IRQCHIP, "snapshot: PICs and IOAPIC"),

@@ -7,6 +7,7 @@
 #include <boost/crc.hpp>
 #include <cerrno>
 
+#include "common/fd_io.h"
 #include "common/unique_fd.h"
 
 namespace husk::snapshot {
@@ -26,18 +27,6 @@ uint32_t crc32(std::span<const uint8_t> b) {
   boost::crc_32_type crc;
   crc.process_bytes(b.data(), b.size());
   return crc.checksum();
-}
-
-Status write_all(int fd, const void* p, size_t n, const std::string& path) {
-  auto* b = static_cast<const uint8_t*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, b, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return make_error("writing snapshot %s: %s", path.c_str(), std::strerror(errno));
-    b += w;
-    n -= static_cast<size_t>(w);
-  }
-  return {};
 }
 
 }  // namespace
@@ -101,15 +90,15 @@ Status write_state_file(const std::string& path, const std::vector<uint8_t>& pay
 }
 
 Status write_state_fd(int fd, const std::vector<uint8_t>& payload, const std::string& name) {
-  if (::ftruncate(fd, 0) != 0 || ::lseek(fd, 0, SEEK_SET) != 0)
-    return make_error("snapshot %s: %s", name.c_str(), std::strerror(errno));
+  if (::ftruncate(fd, 0) != 0) return make_error("snapshot %s: %s", name.c_str(), std::strerror(errno));
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.version = kFormatVersion;
   h.crc32 = crc32(payload);
   h.payload_bytes = payload.size();
-  HUSK_TRY(write_all(fd, &h, sizeof h, name));
-  HUSK_TRY(write_all(fd, payload.data(), payload.size(), name));
+  Status w = pwrite_full(fd, &h, sizeof h, 0);
+  if (w) w = pwrite_full(fd, payload.data(), payload.size(), sizeof h);
+  if (!w) return w.error().wrap("writing snapshot " + name + ": ");
   if (::fsync(fd) != 0) return make_error("syncing snapshot %s: %s", name.c_str(), std::strerror(errno));
   return {};
 }
@@ -129,14 +118,8 @@ Result<std::vector<uint8_t>> read_state_fd(int fd, const std::string& name) {
     return make_error(ErrorCode::kInvalidArgument, "snapshot %s: %lld bytes is not a husk snapshot state file", path.c_str(),
                       (long long)st.st_size);
   std::vector<uint8_t> all(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < all.size()) {
-    ssize_t r = ::pread(fd, all.data() + got, all.size() - got, static_cast<off_t>(got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return make_error(ErrorCode::kInvalidArgument, "reading snapshot %s: %s", path.c_str(),
-                                  r == 0 ? "file shrank" : std::strerror(errno));
-    got += static_cast<size_t>(r);
-  }
+  if (auto r = pread_full(fd, all.data(), all.size(), 0); !r)
+    return make_error(ErrorCode::kInvalidArgument, "reading snapshot %s: %s", path.c_str(), r.error().message.c_str());
   Header h;
   std::memcpy(&h, all.data(), sizeof h);
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
