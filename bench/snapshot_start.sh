@@ -4,8 +4,8 @@
 #  1. `ctr run --rm busybox true`, N times each, interleaved, on one containerd: husk cold
 #     ("start": "boot"), husk from a template ("start": "template", the template made before the
 #     timed runs) and containerd-shim-runc-v2; p50/p90 and ratios; the shim's phases.
-#  2. The VM alone: husk-vmm exec to the agent's first answer, booting vs restoring the
-#     template, N each.
+#  2. The VM alone (with virtio-fs, as the shim runs it): husk-vmm exec to the agent's first
+#     answer, booting vs restoring the template, N each, and exec to the first KVM_RUN.
 #  3. Host memory of 10 idle sandboxes (sleep 600) per mode: PSS of shim + husk-vmm + jailers +
 #     virtiofsd per sandbox (restored guests share the template's unwritten pages, which PSS
 #     counts once), and RSS.
@@ -99,36 +99,20 @@ vm_once() {  # vm_once boot|restore I
   local args=(--kernel "$kernel" --initrd "$initrd" --mem 256 --vcpus 1)
   [ "$1" = restore ] && args=(--restore "$tdir/state,$tdir/mem")
   local t0=$EPOCHREALTIME
-  "$vmm" "${args[@]}" --vsock "3,$D/v.sock" --fs "husk,$D/vfs.sock" --console none 2>/dev/null &
+  HUSK_EXEC_T0_NS=$(awk '{printf "%d", $1 * 1000000000}' /proc/uptime) \
+    "$vmm" "${args[@]}" --vsock "3,$D/v.sock" --fs "husk,$D/vfs.sock" --console none 2>"$D/vmm.log" &
   local pid=$!
   husk-agentctl --address "hvsock:$D/v.sock:1024" --timeout-ms 120000 version >/dev/null
   echo "$1,$2,$(ms "$t0" "$EPOCHREALTIME")" >>"$rcsv"
-  kill -9 $pid $fsd 2>/dev/null || true
-  wait $pid $fsd 2>/dev/null || true
+  kill $pid 2>/dev/null || true  # SIGTERM: husk-vmm prints its timing as it ends
+  wait $pid 2>/dev/null || true
+  kill -9 $fsd 2>/dev/null || true
+  wait $fsd 2>/dev/null || true
+  # exec to the first KVM_RUN, from husk-vmm's own report
+  sed -n 's/.*first KVM_RUN at \([0-9]*\) us after exec.*/'"$1"'-first-run,'"$2"',\1/p' "$D/vmm.log" |
+    awk -F, '{printf "%s,%s,%.3f\n", $1, $2, $3 / 1000}' >>"$rcsv"
 }
 for i in $(seq "$n"); do vm_once boot "$i"; vm_once restore "$i"; done
-# And a VM without virtio-fs, whose restore maps the memory file MAP_PRIVATE (nothing copied):
-# what restoring costs by itself. Its snapshot is made here, through the control API.
-api() { curl -s --unix-socket "$D/papi.sock" -X "$1" "http://localhost$2" -H 'Content-Type: application/json' -d "$3" >/dev/null; }
-"$vmm" --kernel "$kernel" --initrd "$initrd" --mem 256 --vcpus 1 --api "$D/papi.sock" --vsock "3,$D/pv.sock" --console none 2>/dev/null &
-pvm=$!
-husk-agentctl --address "hvsock:$D/pv.sock:1024" --timeout-ms 120000 version >/dev/null
-api PATCH /vm '{"state": "Paused"}'
-api PUT /snapshot/create "{\"snapshot_path\": \"$D/p.state\", \"mem_file_path\": \"$D/p.mem\"}"
-kill -9 $pvm; wait $pvm 2>/dev/null || true
-for i in $(seq "$n"); do
-  rm -f "$D/pv.sock"
-  t0=$EPOCHREALTIME
-  HUSK_EXEC_T0_NS=$(awk '{printf "%d", $1 * 1000000000}' /proc/uptime) "$vmm" --restore "$D/p.state,$D/p.mem" \
-    --vsock "3,$D/pv.sock" --console none 2>"$D/pvmm.log" &
-  pvm=$!
-  husk-agentctl --address "hvsock:$D/pv.sock:1024" --timeout-ms 120000 version >/dev/null
-  echo "restore-private,$i,$(ms "$t0" "$EPOCHREALTIME")" >>"$rcsv"
-  kill $pvm; wait $pvm 2>/dev/null || true  # SIGTERM: husk-vmm prints its timing as it ends
-  # exec to the first KVM_RUN of the restored vCPU, from husk-vmm's own report
-  sed -n 's/.*first KVM_RUN at \([0-9]*\) us after exec.*/restore-private-first-run,'"$i"',\1/p' "$D/pvmm.log" |
-    awk -F, '{printf "%s,%s,%.3f\n", $1, $2, $3 / 1000}' >>"$rcsv"
-done
 t0=$EPOCHREALTIME
 husk-agentctl --address "hvsock:$D/none.sock:1024" --timeout-ms 100 version >/dev/null 2>&1 || true
 ctl_ms=$(ms "$t0" "$EPOCHREALTIME")
@@ -136,8 +120,8 @@ ctl_ms=$(ms "$t0" "$EPOCHREALTIME")
 # Memory: SANDBOXES idle sandboxes per mode, all running at once.
 mcsv=$out/snapshot_memory.csv
 echo "mode,sandboxes,pss_kib,rss_kib,host_used_kib" >"$mcsv"
-# What the machine lost, whoever holds it: a restored guest's memory is a memfd whose pages
-# count in no process's PSS until it maps them.
+# What the machine lost, whoever holds it, beside PSS: page cache and kernel memory (page
+# tables, KVM) are in no process's PSS.
 used_kib() { awk '/^MemTotal:/ {t = $2} /^MemAvailable:/ {a = $2} END {print t - a}' /proc/meminfo; }
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/$3" 2>/dev/null || echo 0; }
 measure() {  # measure MODE ARGS...: start SANDBOXES idle tasks, sum their processes' memory
@@ -180,19 +164,16 @@ per() { awk -F, -v m="$1" -v c="$2" '$1 == m {printf "%.1f", $c / $2 / 1024}' "$
   printf "  making the template (first sandbox, once): %.1f ms\n" "$template_ms"
   echo "husk-vmm exec to the agent's first answer, $n each:"
   printf "  boot     p50 %8.1f ms   p90 %8.1f ms\n" "$(pct "$rcsv" boot 0.5)" "$(pct "$rcsv" boot 0.9)"
-  printf "  restore  p50 %8.1f ms   p90 %8.1f ms   (restore/boot %.3f; with virtio-fs guest RAM is copied into a memfd)\n" \
+  printf "  restore  p50 %8.1f ms   p90 %8.1f ms   (restore/boot %.3f; guest RAM mapped MAP_PRIVATE from the template)\n" \
     "$(pct "$rcsv" restore 0.5)" "$(pct "$rcsv" restore 0.9)" \
     "$(awk -v a="$(pct "$rcsv" restore 0.5)" -v b="$(pct "$rcsv" boot 0.5)" 'BEGIN{print a/b}')"
-  printf "  restore without virtio-fs (MAP_PRIVATE)  p50 %8.1f ms   p90 %8.1f ms   (restore/boot %.3f)\n" \
-    "$(pct "$rcsv" restore-private 0.5)" "$(pct "$rcsv" restore-private 0.9)" \
-    "$(awk -v a="$(pct "$rcsv" restore-private 0.5)" -v b="$(pct "$rcsv" boot 0.5)" 'BEGIN{print a/b}')"
-  printf "    of which exec to the restored vCPU's first KVM_RUN: p50 %s ms; husk-agentctl's own start: %s ms\n" \
-    "$(pct "$rcsv" restore-private-first-run 0.5)" "$ctl_ms"
+  printf "    exec to the first KVM_RUN: boot p50 %s ms, restore p50 %s ms; husk-agentctl's own start: %s ms\n" \
+    "$(pct "$rcsv" boot-first-run 0.5)" "$(pct "$rcsv" restore-first-run 0.5)" "$ctl_ms"
   echo "host memory per idle sandbox, $sandboxes running at once (shim + husk-vmm + jailers + virtiofsd):"
   printf "  cold      PSS %6.1f MiB   RSS %6.1f MiB   host memory used %6.1f MiB\n" "$(per cold 3)" "$(per cold 4)" "$(per cold 5)"
   printf "  template  PSS %6.1f MiB   RSS %6.1f MiB   host memory used %6.1f MiB\n" "$(per template 3)" "$(per template 4)" "$(per template 5)"
   echo "  (host memory used: MemTotal - MemAvailable after the sandboxes started, less before, per"
-  echo "   sandbox: it includes a restored guest's memfd pages, which no process's PSS shows)"
+  echo "   sandbox: it includes kernel memory and page cache, which no process's PSS shows)"
   echo "CSV:"
   cat "$csv" "$rcsv" "$mcsv" | sed 's/^/  /'
 } | tee "$out/snapshot_start.txt"

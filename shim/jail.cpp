@@ -93,7 +93,7 @@ std::vector<std::string> Jail::vmm_command(const std::vector<std::string>& vmm_a
                                   "/dev/urandom", "--bind", c_.kernel + ":/vmlinux", "--bind", c_.initramfs + ":/initrd",
                                   // Threads: main, one per vCPU, a few spare; descriptors: the vsock
                                   // bound (1023 streams) and the devices'; file size: guest RAM (a
-                                  // memfd shared with virtiofsd counts) or the console file.
+                                  // template's memory file) or the console file.
                                   "--rlimit", "nproc=" + std::to_string(c_.vcpus + 4), "--rlimit", "nofile=2048",
                                   "--rlimit",
                                   "fsize=" + std::to_string(std::max<uint64_t>(uint64_t{c_.memory_mib} << 20, c_.console_limit) + (1 << 20)),

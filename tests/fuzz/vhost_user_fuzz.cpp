@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <string>
 
-#include "vmm/memory/guest_memory.h"
 #include "vmm/virtio/fs/vhost_user.h"
 
 using namespace husk;
@@ -29,15 +28,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ::close(sv[1]);
     return 0;
   }
-  static GuestMemory mem = GuestMemory::create({{GuestAddress(0), 0x10000}}).value();
+  int memfd = ::dup(sv[0]);  // any descriptor: the backend's end never maps it here
+  const VhostUserRegion region{0, 0x10000, 0x10000, memfd};
   (void)c->set_owner();
   (void)c->get_features();
   (void)c->get_protocol_features();
   (void)c->set_features(1ull << 32);
-  (void)c->set_mem_table(mem);
+  (void)c->set_mem_table(std::span<const VhostUserRegion>(&region, 1));
   (void)c->set_vring_num(0, 8);
   (void)c->set_vring_base(0, 0);
   (void)c->get_features();
+  ::close(memfd);
   ::close(sv[1]);
   return 0;
 }

@@ -154,13 +154,24 @@ namespace {
 TEST(VirtioFs, GuestMountsAHostDirectoryReadsAndWrites) {
   auto r = testhost::run(
       "mkdir -p /tmp/share && echo hello-from-the-host > /tmp/share/hello.txt\n"
+      "head -c 6000000 /dev/urandom > /tmp/share/big.bin\n"
+      "echo HOST_BIG_MD5=$(md5sum < /tmp/share/big.bin | cut -d' ' -f1)\n"
       "/usr/lib/qemu/virtiofsd --socket-path=/tmp/vfs.sock -o source=/tmp/share -o cache=none "
       "-o sandbox=chroot >/tmp/vfsd.log 2>&1 &\n"
       "wait_for 10 'the socket of virtiofsd' test -S /tmp/vfs.sock\n"
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --fs hostshare,/tmp/vfs.sock "
-      "--append husk_mode=fs\n"
+      "--append husk_mode=fs &\n"
+      "vmm=$!\n"
+      // What virtiofsd maps of husk-vmm's: the bounce area (4 MiB + 2 ring pages), no guest RAM.
+      "wait_for 60 'virtiofsd mapping shared memory' sh -c 'grep -q memfd: /proc/$(pidof virtiofsd | cut -d\" \" -f1)/maps'\n"
+      "for p in $(pidof virtiofsd); do grep memfd: /proc/$p/maps; done | while read -r range _ _ _ _ name _; do "
+      "echo \"$name:$((0x${range#*-} - 0x${range%-*}))\"; done | sort -u > /tmp/backend-maps\n"
+      "echo BACKEND_MAPS=$(cat /tmp/backend-maps)\n"
+      "echo BACKEND_MAP_KINDS=$(wc -l < /tmp/backend-maps)\n"
+      "wait $vmm\n"
       "echo VMM_EXIT=$?\n"
       "echo HOST_SEES=$(cat /tmp/share/from-guest.txt)\n"
+      "echo HOST_COPY_MD5=$(md5sum < /tmp/share/big-copy.bin | cut -d' ' -f1)\n"
       "cat /tmp/vfsd.log | tail -5\n",
       "--add /usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd");
   ASSERT_NE(r.exit_code, 125) << r.output;
@@ -168,6 +179,13 @@ TEST(VirtioFs, GuestMountsAHostDirectoryReadsAndWrites) {
   EXPECT_EQ(r.value("GUEST_FS_WRITE"), "ok") << r.output;
   EXPECT_EQ(r.value("HOST_SEES"), "written-by-the-guest") << r.output;
   EXPECT_EQ(r.value("VMM_EXIT"), "0") << r.output;
+  // 6 MB through requests of up to a megabyte, each way, byte for byte.
+  EXPECT_EQ(r.value("HOST_BIG_MD5").size(), 32u) << r.output;
+  EXPECT_EQ(r.value("GUEST_BIG_MD5"), r.value("HOST_BIG_MD5")) << r.output;
+  EXPECT_EQ(r.value("HOST_COPY_MD5"), r.value("HOST_BIG_MD5")) << r.output;
+  // The backend maps one memfd of husk-vmm's: the bounce area, not the guest's 256 MiB.
+  EXPECT_EQ(r.value("BACKEND_MAPS"), "/memfd:husk-fs-bounce:4202496") << r.output;
+  EXPECT_EQ(r.value("BACKEND_MAP_KINDS"), "1") << r.output;
 }
 
 }  // namespace

@@ -136,8 +136,8 @@ TEST_F(MemoryFileTest, SavedMemoryIsSparseAndRestoresIntoIndependentCopies) {
   ASSERT_EQ(::fstat(fd.get(), &st), 0);
   EXPECT_EQ(st.st_size, 2 << 20);
   EXPECT_LT(st.st_blocks * 512, 64 * 1024);  // two pages of data, the rest holes
-  auto a = GuestMemory::restore(regions, fd.get(), false);
-  auto b = GuestMemory::restore(regions, fd.get(), false);
+  auto a = GuestMemory::restore(regions, fd.get());
+  auto b = GuestMemory::restore(regions, fd.get());
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(at(*a, 0x3000), 0xaa);
   EXPECT_EQ(at(*a, 0x3000 + 100), 0);
@@ -146,24 +146,14 @@ TEST_F(MemoryFileTest, SavedMemoryIsSparseAndRestoresIntoIndependentCopies) {
   ASSERT_TRUE(a->fill(GuestAddress(0x3000), 1, 0x11).ok());
   EXPECT_EQ(at(*a, 0x3000), 0x11);
   EXPECT_EQ(at(*b, 0x3000), 0xaa);
-  auto c = GuestMemory::restore(regions, fd.get(), false);
+  auto c = GuestMemory::restore(regions, fd.get());
   EXPECT_EQ(at(*c, 0x3000), 0xaa);
-}
-
-TEST_F(MemoryFileTest, SharedRestoreCopiesIntoMemfds) {
-  UniqueFd fd = saved();
-  auto m = GuestMemory::restore(regions, fd.get(), true);
-  ASSERT_TRUE(m.ok()) << m.error().message;
-  EXPECT_TRUE(m->regions()[0].fd);  // a vhost-user backend can map it
-  EXPECT_EQ(at(*m, 0x3063), 0xaa);
-  EXPECT_EQ(at(*m, (4 << 20) + 0x8000), 0xbb);
-  EXPECT_EQ(at(*m, 0x2fff), 0);
 }
 
 TEST_F(MemoryFileTest, AMemoryFileOfTheWrongSizeIsRefused) {
   UniqueFd fd = saved();
   ASSERT_EQ(::ftruncate(fd.get(), (2 << 20) - 4096), 0);
-  auto m = GuestMemory::restore(regions, fd.get(), false);
+  auto m = GuestMemory::restore(regions, fd.get());
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.error().message.find("the memory file holds"), std::string::npos) << m.error().message;
 }

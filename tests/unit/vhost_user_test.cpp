@@ -83,9 +83,8 @@ TEST_F(VhostUserTest, FeaturesMemTableAndVrings) {
   auto f = c->get_features();
   ASSERT_TRUE(f.ok()) << f.error().message;
   EXPECT_EQ(*f, (1ull << 32) | (1ull << 30));
-  auto mem = GuestMemory::create_shared({{GuestAddress(0), 0x100000}, {GuestAddress(0x200000), 0x100000}});
-  ASSERT_TRUE(mem.ok());
-  ASSERT_TRUE(c->set_mem_table(*mem).ok());
+  const VhostUserRegion regions[] = {{0, 0x100000, 0x7f0000000000, 0}, {0x200000, 0x100000, 0x7f0000100000, 0}};
+  ASSERT_TRUE(c->set_mem_table(regions).ok());
   ASSERT_TRUE(c->set_vring_num(1, 256).ok());
   ASSERT_TRUE(c->set_vring_base(1, 0).ok());
   ASSERT_TRUE(c->set_vring_addr(1, 0x1000, 0x3000, 0x2000).ok());
@@ -133,12 +132,12 @@ TEST_F(VhostUserTest, MalformedRepliesAreErrors) {
   EXPECT_FALSE(c->get_features().ok());  // backend gone
 }
 
-TEST_F(VhostUserTest, PrivateMemoryCannotBeShared) {
+TEST_F(VhostUserTest, TooManyRegionsOrNoBackendAreErrors) {
   std::thread backend([&] { close(accept(listener, nullptr, nullptr)); });
   auto c = VhostUserClient::connect(path);
   ASSERT_TRUE(c.ok());
-  auto mem = GuestMemory::create({{GuestAddress(0), 0x100000}});
-  EXPECT_FALSE(c->set_mem_table(*mem).ok());
+  std::vector<VhostUserRegion> nine(9, VhostUserRegion{0, 0x1000, 0x1000, 0});
+  EXPECT_FALSE(c->set_mem_table(nine).ok());
   backend.join();
   EXPECT_FALSE(VhostUserClient::connect("/nonexistent/socket").ok());
 }

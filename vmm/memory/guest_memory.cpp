@@ -1,7 +1,6 @@
 #include "vmm/memory/guest_memory.h"
 
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,16 +16,7 @@ constexpr uint64_t kPage = 4096;
 }
 
 Result<GuestMemory> GuestMemory::create(const std::vector<RamRegion>& regions) {
-  return create_impl(regions, false);
-}
-
-Result<GuestMemory> GuestMemory::create_shared(const std::vector<RamRegion>& regions) {
-  return create_impl(regions, true);
-}
-
-Result<GuestMemory> GuestMemory::create_impl(const std::vector<RamRegion>& regions, bool shared) {
   GuestMemory mem;
-  mem.shared_ = shared;
   std::vector<RamRegion> sorted = regions;
   std::sort(sorted.begin(), sorted.end(),
             [](const RamRegion& a, const RamRegion& b) { return a.start < b.start; });
@@ -41,22 +31,13 @@ Result<GuestMemory> GuestMemory::create_impl(const std::vector<RamRegion>& regio
       return make_error("guest RAM region at 0x%llx overflows", (unsigned long long)r.start.value);
     if (i > 0 && r.start.value < prev_end) return make_error("guest RAM regions overlap");
     prev_end = end;
-    UniqueFd fd;
-    if (shared) {
-      fd.reset(::memfd_create("husk-guest-ram", MFD_CLOEXEC));
-      if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(r.size)) != 0)
-        return make_error("cannot create %llu MiB of shared guest memory: %s",
-                          (unsigned long long)(r.size >> 20), strerror(errno));
-    }
-    void* p = shared ? ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0)
-                     : ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE,
-                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
       return make_error("cannot map %llu MiB of guest memory: %s",
                         (unsigned long long)(r.size >> 20), strerror(errno));
     // Guest RAM is never useful in a core dump of the VMM and may hold tenant secrets.
     ::madvise(p, r.size, MADV_DONTDUMP);
-    mem.regions_.push_back(Region{r.start, r.size, Mapping(p, r.size), std::move(fd)});
+    mem.regions_.push_back(Region{r.start, r.size, Mapping(p, r.size)});
   }
   return mem;
 }
@@ -68,26 +49,6 @@ bool all_zero(const uint8_t* p, size_t n) {
   for (size_t i = 0; i < n / 8; ++i)
     if (w[i]) return false;
   return true;
-}
-
-// Copies [from, from+len) of file `in` to offset `to` of memfd `out` in the kernel (sendfile:
-// no page faults on our mapping of it, which cost more than the copy under nested
-// virtualization); by pread into `host` (the same bytes, mapped) where sendfile cannot.
-Status copy_extent(int in, int out, uint64_t from, uint64_t to, uint64_t len, uint8_t* host) {
-  if (::lseek(out, static_cast<off_t>(to), SEEK_SET) == static_cast<off_t>(to)) {
-    off_t pos = static_cast<off_t>(from);
-    uint64_t left = len;
-    while (left > 0) {
-      ssize_t n = ::sendfile(out, in, &pos, std::min<uint64_t>(left, 1u << 30));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      left -= static_cast<uint64_t>(n);
-    }
-    if (left == 0) return {};
-    uint64_t done = len - left;
-    return pread_full(in, host + done, left, from + done);
-  }
-  return pread_full(in, host, len, from);
 }
 
 }  // namespace
@@ -114,7 +75,7 @@ Status GuestMemory::save(int fd) const {
   return {};
 }
 
-Result<GuestMemory> GuestMemory::restore(const std::vector<RamRegion>& regions, int fd, bool shared) {
+Result<GuestMemory> GuestMemory::restore(const std::vector<RamRegion>& regions, int fd) {
   uint64_t want = 0;
   for (const auto& r : regions) want += r.size;
   struct stat st{};
@@ -125,26 +86,6 @@ Result<GuestMemory> GuestMemory::restore(const std::vector<RamRegion>& regions, 
                       "the memory file holds %llu bytes but the snapshot's guest has %llu bytes of RAM (a memory file "
                       "from another snapshot?)",
                       (unsigned long long)st.st_size, (unsigned long long)want);
-  if (shared) {
-    auto mem = create_shared(regions);
-    if (!mem) return mem.error();
-    uint64_t off = 0;
-    for (auto& r : mem->regions_) {
-      // Only the file's data extents: holes are zero already.
-      uint64_t pos = off, end = off + r.size;
-      while (pos < end) {
-        off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
-        if (data < 0 || static_cast<uint64_t>(data) >= end) break;
-        off_t hole = ::lseek(fd, data, SEEK_HOLE);
-        uint64_t stop = hole < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(hole), end);
-        HUSK_TRY(copy_extent(fd, r.fd.get(), static_cast<uint64_t>(data), static_cast<uint64_t>(data) - off,
-                             stop - static_cast<uint64_t>(data), r.host() + (static_cast<uint64_t>(data) - off)));
-        pos = stop;
-      }
-      off = end;
-    }
-    return mem;
-  }
   auto mem = create(regions);  // validates the layout; the anonymous maps are replaced below
   if (!mem) return mem.error();
   uint64_t off = 0;
@@ -227,9 +168,8 @@ Status GuestMemory::load_file(GuestAddress addr, int fd, uint64_t offset, uint64
                       (unsigned long long)offset, (unsigned long long)len);
   uint64_t done = 0;
   // Whole pages whose guest and file offsets share alignment are mapped in place, private
-  // (copy-on-write): the kernel page cache backs them and nothing is copied up front. Not for
-  // shared memory: a vhost-user backend must see the same pages as the guest.
-  if (!shared_ && addr.value % kPage == offset % kPage) {
+  // (copy-on-write): the kernel page cache backs them and nothing is copied up front.
+  if (addr.value % kPage == offset % kPage) {
     uint64_t head = (kPage - addr.value % kPage) % kPage;
     if (head < len) {
       uint64_t body = (len - head) / kPage * kPage;

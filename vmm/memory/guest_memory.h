@@ -40,23 +40,19 @@ class GuestMemory {
   // Maps anonymous private memory for each region (lazily backed: untouched guest pages cost
   // no host memory). Regions must not overlap and must be page aligned.
   static Result<GuestMemory> create(const std::vector<RamRegion>& regions);
-  // The same, backed by memfds mapped shared, so a vhost-user backend (virtiofsd) can map the
-  // guest's memory too. Each region's fd is in Region::fd.
-  static Result<GuestMemory> create_shared(const std::vector<RamRegion>& regions);
 
   // Snapshots. save() writes every region, in order, into `fd` (an empty file; all-zero pages
   // stay holes, so an idle guest's file is small on disk). restore() maps such a file
   // MAP_PRIVATE: pages are read on first touch and the guest's writes are copied, so VMs
-  // restored from one file share every page they did not write. With `shared` (a vhost-user
-  // backend must map guest memory too) the file is copied into memfds instead.
+  // restored from one file share every page they did not write. No other process ever maps
+  // guest memory (virtio-fs's backend sees only a bounce area), so this always works.
   Status save(int fd) const;
-  static Result<GuestMemory> restore(const std::vector<RamRegion>& regions, int fd, bool shared);
+  static Result<GuestMemory> restore(const std::vector<RamRegion>& regions, int fd);
 
   struct Region {
     GuestAddress start;
     uint64_t size;
     Mapping map;
-    UniqueFd fd;  // memfd when shared, else invalid
     uint8_t* host() const { return map.data(); }
   };
   const std::vector<Region>& regions() const { return regions_; }
@@ -96,9 +92,7 @@ class GuestMemory {
  private:
   // Host pointer for [addr, addr+len) if it lies in one region, else nullptr.
   uint8_t* find(GuestAddress addr, uint64_t len) const;
-  static Result<GuestMemory> create_impl(const std::vector<RamRegion>& regions, bool shared);
   std::vector<Region> regions_;
-  bool shared_ = false;
 };
 
 }  // namespace husk

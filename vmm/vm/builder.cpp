@@ -110,15 +110,13 @@ Result<std::unique_ptr<MicroVm>> MicroVm::build(const VmConfig& cfg) {
                         cfg.kvm_device.c_str());
   }
 
-  // vhost-user backends map guest memory themselves: it must live in shareable memfds.
-  const bool shared = !cfg.filesystems.empty();
   if (restoring) {
-    auto mem = GuestMemory::restore(header.regions, mem_file.get(), shared);
+    auto mem = GuestMemory::restore(header.regions, mem_file.get());
     if (!mem) return make_error(mem.error().code, "%s: %s", cfg.restore_mem.c_str(), mem.error().message.c_str());
     vm->mem_ = std::move(mem.value());
   } else {
     auto regions = platform.ram_regions(cfg.boot.mem_mib << 20);
-    auto mem = shared ? GuestMemory::create_shared(regions) : GuestMemory::create(regions);
+    auto mem = GuestMemory::create(regions);
     if (!mem) return mem.error();
     vm->mem_ = std::move(mem.value());
   }

@@ -36,7 +36,7 @@ struct VmConfig {
   virtio::RateLimit rng_limit;             // --rng bw=,iops=
   std::vector<virtio::NetConfig> nics;     // --net TAP[,MAC]: eth0, eth1...
   std::optional<virtio::VsockConfig> vsock;  // --vsock CID,PATH
-  std::vector<virtio::FsConfig> filesystems;   // --fs TAG,SOCKET (virtiofsd); guest RAM is shared
+  std::vector<virtio::FsConfig> filesystems;   // --fs TAG,SOCKET (virtiofsd, sees a bounce area only)
   // Per-thread allowlists (vmm/seccomp/), installed before any guest code runs: kill by
   // default, --seccomp-log to log instead, --no-seccomp for none (benchmarks compare).
   // Sanitizer builds default to none: their runtimes fork a symbolizer and ptrace for leak

@@ -19,7 +19,7 @@ constexpr uint64_t kMaxRamBytes = uint64_t{1} << 40;
 
 // Where a snapshot file goes: a path, created 0600, or "fd=N", an inherited regular file open
 // for writing (a jailed husk-vmm can create no file: the shim hands it the template's files).
-Result<UniqueFd> open_output(const std::string& spec, const GuestMemory& mem) {
+Result<UniqueFd> open_output(const std::string& spec) {
   int n = -1;
   if (!is_fd_spec(spec, &n)) {
     UniqueFd fd(::open(spec.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -30,12 +30,6 @@ Result<UniqueFd> open_output(const std::string& spec, const GuestMemory& mem) {
   int flags = n >= 3 ? ::fcntl(n, F_GETFL) : -1;
   if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY || ::fstat(n, &st) != 0 || !S_ISREG(st.st_mode))
     return make_error(ErrorCode::kInvalidArgument, "%s is not an inherited regular file open for writing", spec.c_str());
-  // Never guest RAM's own memfd.
-  for (const auto& r : mem.regions()) {
-    struct stat ram{};
-    if (r.fd && ::fstat(r.fd.get(), &ram) == 0 && ram.st_ino == st.st_ino && ram.st_dev == st.st_dev)
-      return make_error(ErrorCode::kInvalidArgument, "%s is guest memory", spec.c_str());
-  }
   UniqueFd fd(::fcntl(n, F_DUPFD_CLOEXEC, 3));
   if (!fd) return make_error("%s: %s", spec.c_str(), std::strerror(errno));
   return fd;
@@ -93,9 +87,9 @@ Status MicroVm::snapshot(const std::string& state_path, const std::string& mem_p
   devices_.console->save(w);
   HUSK_TRY(virtio_->save(w));  // a device may refuse (virtio-fs in use): before any file is written
 
-  auto state = open_output(state_path, *mem_);
+  auto state = open_output(state_path);
   if (!state) return state.error();
-  auto mem = open_output(mem_path, *mem_);
+  auto mem = open_output(mem_path);
   if (!mem) return mem.error();
   // An output handed over may hold an older snapshot: start it empty.
   if (::ftruncate(mem->get(), 0) != 0) return make_error("%s: %s", mem_path.c_str(), std::strerror(errno));

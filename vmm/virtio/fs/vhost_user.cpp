@@ -134,19 +134,17 @@ Status VhostUserClient::set_vring_call(uint32_t i, int fd) {
   return send_obj(kSetVringCall, v, std::span<const int>(&fd, 1));
 }
 
-Status VhostUserClient::set_mem_table(const GuestMemory& mem) {
+Status VhostUserClient::set_mem_table(std::span<const VhostUserRegion> regions) {
+  if (regions.size() > kMaxRegions) return make_error("vhost-user: too many memory regions");
   MemTable t{};
   std::vector<int> fds;
-  for (const auto& r : mem.regions()) {
-    if (!r.fd) return make_error("vhost-user needs shared (memfd) guest memory");
-    if (t.nregions == kMaxRegions) return make_error("vhost-user: too many memory regions");
-    t.regions[t.nregions++] = MemRegion{r.start.value, r.size, reinterpret_cast<uint64_t>(r.host()), 0};
-    fds.push_back(r.fd.get());
+  for (const auto& r : regions) {
+    t.regions[t.nregions++] = MemRegion{r.addr, r.size, r.user_addr, 0};
+    fds.push_back(r.fd);
   }
   // Only the used part of the table is sent (the size field says how much).
   size_t len = 8 + sizeof(MemRegion) * t.nregions;
   return send(kSetMemTable, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&t), len), fds);
 }
 
-}  // namespace husk::virtio#include "common/inherited_fd.h"
-
+}  // namespace husk::virtio

@@ -1,6 +1,7 @@
 // The front-end side of the vhost-user protocol (QEMU docs/interop/vhost-user.rst), as much of
-// it as a virtio-fs backend (virtiofsd) needs: the backend maps guest memory from our memfds and
-// serves the queues itself; we only hand it the rings, a kick and a call eventfd per queue.
+// it as a virtio-fs backend (virtiofsd) needs: the backend maps the memory we hand it (the
+// bounce area, never guest RAM) and serves the rings in it; we hand it the rings, a kick and a
+// call eventfd per queue.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +11,17 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
-#include "vmm/memory/guest_memory.h"
 
 namespace husk::virtio {
 
 constexpr uint64_t kVhostUserFProtocolFeatures = 1ull << 30;
+
+// One region of the backend's memory table: `addr` is what descriptors call it, `user_addr`
+// where we have it mapped (ring addresses are given in our address space).
+struct VhostUserRegion {
+  uint64_t addr, size, user_addr;
+  int fd;
+};
 
 class VhostUserClient {
  public:
@@ -26,7 +33,7 @@ class VhostUserClient {
   Status set_owner();
   Result<uint64_t> get_protocol_features();
   Status set_protocol_features(uint64_t features);
-  Status set_mem_table(const GuestMemory& mem);
+  Status set_mem_table(std::span<const VhostUserRegion> regions);
   Status set_vring_num(uint32_t index, uint32_t num);
   Status set_vring_base(uint32_t index, uint32_t base);
   Status set_vring_addr(uint32_t index, uint64_t desc, uint64_t used, uint64_t avail);
