@@ -125,25 +125,7 @@ class VmSandbox : public Sandbox {
 
   Status start() override {
     mark_ = std::chrono::steady_clock::now();
-    if (c_.jail) {
-      auto jail = Jail::create(c_, dir_);
-      if (!jail) return jail.error().wrap("setting up the jail: ");
-      jail_.emplace(std::move(jail.value()));
-      if (::mkdir((dir_ + "/jail").c_str(), 0700) != 0 && errno != EEXIST) return make_error("mkdir %s/jail: %s", dir_.c_str(), strerror(errno));
-    } else {
-      LOG_WARN("sandbox %s: the jail is off (shim config \"jail\": false): husk-vmm and virtiofsd run as root with every "
-               "capability, in the host's namespaces and the shim's cgroup",
-               dir_.c_str());
-    }
-    if (!c_.netns_path.empty()) {
-      auto net = PodNetwork::attach(c_.netns_path);
-      if (!net) return net.error();
-      net_.emplace(std::move(net.value()));
-      phase("network");
-    }
-    auto share = Share::create(dir_);
-    if (!share) return share.error().wrap("setting up the virtio-fs share: ");
-    share_.emplace(std::move(share.value()));
+    HUSK_TRY(prepare());
 
     // A template has no NICs: a sandbox with a pod network boots.
     bool from_template = c_.start == "template" && !net_;
@@ -348,6 +330,40 @@ class VmSandbox : public Sandbox {
     return {};
   }
 
+  // The jail, the pod's network and the share: what both a sandbox and a template VM need.
+  Status prepare() {
+    if (c_.jail) {
+      auto jail = Jail::create(c_, dir_);
+      if (!jail) return jail.error().wrap("setting up the jail: ");
+      jail_.emplace(std::move(jail.value()));
+      if (::mkdir((dir_ + "/jail").c_str(), 0700) != 0 && errno != EEXIST) return make_error("mkdir %s/jail: %s", dir_.c_str(), strerror(errno));
+    } else {
+      LOG_WARN("sandbox %s: the jail is off (shim config \"jail\": false): husk-vmm and virtiofsd run as root with every "
+               "capability, in the host's namespaces and the shim's cgroup",
+               dir_.c_str());
+    }
+    if (!c_.netns_path.empty()) {
+      auto net = PodNetwork::attach(c_.netns_path);
+      if (!net) return net.error();
+      net_.emplace(std::move(net.value()));
+      phase("network");
+    }
+    auto share = Share::create(dir_);
+    if (!share) return share.error().wrap("setting up the virtio-fs share: ");
+    share_.emplace(std::move(share.value()));
+    return {};
+  }
+
+ public:
+  // For `husk template create`: the template for this config, made now if there is none.
+  Result<bool> ensure_template() {
+    HUSK_TRY(prepare());
+    auto t = get_template(c_, [this](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd); });
+    if (!t) return t.error();
+    return t->created;
+  }
+
+ private:
   // The template: this sandbox's jail and share, a VM booted with the control API, paused once
   // its agent answers (before the share is mounted: no FUSE session to lose) and written to the
   // two files; then stopped, leaving the sandbox to restore it.
@@ -555,6 +571,17 @@ void Sandbox::remove_dir(const std::string& dir) {
 
 void Sandbox::write_pointer(const std::string& bundle, const std::string& dir) {
   std::ofstream(bundle + "/" + kPointerFile) << dir << "\n";
+}
+
+Result<bool> create_template(const Config& c) {
+  if (c.mode != "vm") return make_error(ErrorCode::kInvalidArgument, "templates are for \"mode\": \"vm\" (this config has \"%s\")", c.mode.c_str());
+  const std::string dir = c.state_dir + "/template-" + std::to_string(::getpid());
+  auto sb = make_sandbox(c, dir);
+  if (!sb) return sb.error();
+  auto* vm = static_cast<VmSandbox*>(sb->get());
+  auto created = vm->ensure_template();
+  vm->stop();
+  return created;
 }
 
 Result<std::unique_ptr<Sandbox>> make_sandbox(const Config& c, const std::string& dir) {

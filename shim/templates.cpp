@@ -7,7 +7,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "common/log.h"
 #include "shim/sandbox.h"
@@ -25,6 +27,9 @@ Result<std::string> identity(const std::string& path) {
 Result<UniqueFd> open_read(int dir, const char* name) {
   UniqueFd fd(::openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   struct stat st{};
+  // Gone (a prune removed the template between our open of its directory and of the file):
+  // not found, so the caller takes the lock and makes it again.
+  if (!fd && errno == ENOENT) return make_error(ErrorCode::kNotFound, "template file %s: gone", name);
   if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
     return make_error("template file %s: %s", name, fd ? "not a regular file" : std::strerror(errno));
   return fd;
@@ -51,10 +56,66 @@ Result<std::string> template_inputs(const Config& c) {
   return s;
 }
 
+std::string template_root(const Config& c) { return c.template_dir.empty() ? c.state_dir + "/templates" : c.template_dir; }
+
+Result<std::vector<TemplateEntry>> list_templates(const Config& c) {
+  auto inputs = template_inputs(c);
+  if (!inputs) return inputs.error();
+  const std::string current = short_hash(*inputs);
+  std::vector<TemplateEntry> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(template_root(c), ec)) {
+    if (!e.is_directory(ec) || e.is_symlink(ec)) continue;
+    TemplateEntry t;
+    t.key = e.path().filename().string();
+    if (t.key.ends_with(".tmp")) {
+      t.key.resize(t.key.size() - 4);
+      t.kind = TemplateEntry::kPartial;
+    } else {
+      t.kind = t.key == current ? TemplateEntry::kCurrent : TemplateEntry::kStale;
+    }
+    for (const auto& f : std::filesystem::directory_iterator(e.path(), ec)) {
+      struct stat st{};
+      if (::lstat(f.path().c_str(), &st) == 0) t.disk_bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+    std::ifstream in(e.path() / "inputs");
+    t.inputs.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    out.push_back(std::move(t));
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return make_error("template directory %s: %s", template_root(c).c_str(), ec.message().c_str());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+  return out;
+}
+
+Result<std::vector<std::string>> prune_templates(const Config& c) {
+  auto list = list_templates(c);
+  if (!list) return list.error();
+  const std::string root = template_root(c);
+  std::vector<std::string> removed;
+  for (const auto& t : *list) {
+    if (t.kind == TemplateEntry::kCurrent) continue;
+    const std::string dir = root + "/" + t.key;
+    // The creator holds the lock from before <key>.tmp exists until <key> is published.
+    UniqueFd lock(::open((dir + ".lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!lock) return make_error("locking template %s: %s", dir.c_str(), std::strerror(errno));
+    if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+      LOG_INFO("template %s is being made: left alone", dir.c_str());
+      continue;
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(t.kind == TemplateEntry::kPartial ? dir + ".tmp" : dir, ec);
+    if (ec) return make_error("removing template %s: %s", dir.c_str(), ec.message().c_str());
+    // The lock file stays (a few bytes): removing it would let two creators lock two files.
+    removed.push_back(t.key + (t.kind == TemplateEntry::kPartial ? ".tmp" : ""));
+  }
+  return removed;
+}
+
 Result<TemplateFiles> get_template(const Config& c, const std::function<Status(int, int)>& create) {
   auto inputs = template_inputs(c);
   if (!inputs) return inputs.error();
-  const std::string root = c.template_dir.empty() ? c.state_dir + "/templates" : c.template_dir;
+  const std::string root = template_root(c);
   const std::string key = short_hash(*inputs);
   std::error_code ec;
   std::filesystem::create_directories(root, ec);
@@ -89,7 +150,7 @@ Result<TemplateFiles> get_template(const Config& c, const std::function<Status(i
   UniqueFd state(::openat(td.get(), "state", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   UniqueFd mem(::openat(td.get(), "mem", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!td || !state || !mem) return make_error("creating template files in %s: %s", tmp.c_str(), std::strerror(errno));
-  LOG_INFO("creating template %s (%s)", dir.c_str(), "first sandbox with these inputs");
+  LOG_INFO("creating template %s", dir.c_str());
   if (auto s = create(state.get(), mem.get()); !s) {
     std::filesystem::remove_all(tmp, ec);
     return s.error().wrap("creating the template snapshot: ");

@@ -26,6 +26,23 @@ struct TemplateFiles {
 
 // What identifies a template for `c` (human-readable; hashed for the directory name).
 Result<std::string> template_inputs(const Config& c);
+// Where c's templates live: template_dir, default <state_dir>/templates.
+std::string template_root(const Config& c);
+
+// What is under template_root(c): the template c would restore ("current"), templates made for
+// other inputs ("stale": an upgraded kernel, another memory size), half-made ones a creator left
+// when it died ("partial", <key>.tmp).
+struct TemplateEntry {
+  std::string key;
+  enum Kind { kCurrent, kStale, kPartial } kind = kStale;
+  uint64_t disk_bytes = 0;  // allocated, not apparent: memory files are sparse
+  std::string inputs;       // its inputs file
+};
+Result<std::vector<TemplateEntry>> list_templates(const Config& c);
+// Removes every stale and partial template, each under its creation lock (one being made right
+// now is skipped). Sandboxes restored from a removed template keep running: they hold its files.
+// Returns the keys removed.
+Result<std::vector<std::string>> prune_templates(const Config& c);
 
 // The template for `c`, made first by `create(state_fd, mem_fd)` if there is none: it must
 // leave a complete snapshot in the two files (open for writing) or fail.

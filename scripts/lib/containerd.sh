@@ -99,6 +99,7 @@ ctd_testhost_adds() {
     "$build/images/agent-initramfs.cpio:/husk/images/agent-initramfs.cpio" \
     "$build/images/busybox-oci.tar:/husk/images/busybox-oci.tar" \
     "$build/guest-agent/husk-agentctl:/husk/bin/husk-agentctl" \
+    "$build/cli/husk:/husk/bin/husk" \
     "$(type -P curl):/husk/bin/curl" \
     "/usr/lib/qemu/virtiofsd:/usr/lib/qemu/virtiofsd" \
     "$(type -P containerd):/husk/bin/containerd" \
@@ -143,8 +144,8 @@ ctd_testhost_env() {
   cat <<E
 [ -n "\${BASH_VERSION:-}" ] || exec bash "\$0" "\$@"  # the test host runs scripts with busybox sh
 export HUSK_SRC=$1 HUSK_SHIM_DIR=\$HUSK_ROOT/shim HUSK_AGENT_INITRD=\$HUSK_ROOT/images/agent-initramfs.cpio
-export HUSK_OCI_IMAGE=\$HUSK_ROOT/images/busybox-oci.tar
-[ -z "\${HUSK_IN_TESTHOST:-}" ] || export HUSK_SRC=/husk/src HUSK_SHIM_DIR=/husk/bin HUSK_RUNC_NO_PIVOT=1
+export HUSK_OCI_IMAGE=\$HUSK_ROOT/images/busybox-oci.tar HUSK_CLI=\$HUSK_ROOT/cli/husk
+[ -z "\${HUSK_IN_TESTHOST:-}" ] || export HUSK_SRC=/husk/src HUSK_SHIM_DIR=/husk/bin HUSK_CLI=/husk/bin/husk HUSK_RUNC_NO_PIVOT=1
 E
 }
 

@@ -64,6 +64,15 @@ echo "time scale on this machine: $(time_scale)x"
 
 # 1. ctr run --rm: output and exit code
 if want run; then
+if [ "$mode" = vm ] && [ "${HUSK_SHIM_START:-boot}" = template ]; then
+  # The operator makes the template before any sandbox needs it; the sandboxes below restore it.
+  out=$("$HUSK_CLI" template create --config "$D/shim.json" 2>&1)
+  check_match "husk template create: made" "^template $D/run/templates/[0-9a-f]{16} created$" "$(echo "$out" | tail -1)"
+  out=$("$HUSK_CLI" template create --config "$D/shim.json" 2>&1)
+  check_match "husk template create: made once" " exists$" "$(echo "$out" | tail -1)"
+  check_match "husk template list: the one in use" "^[0-9a-f]{16} current " "$("$HUSK_CLI" template list --config "$D/shim.json")"
+  check "husk template create: no sandbox left behind" "" "$(run_state)"
+fi
 out=$(ctr run --rm "${rt[@]}" $img r1 sh -c 'echo hello from husk; echo KERNEL=$(uname -r); exit 3')
 check "run --rm exit code" 3 "$?"
 check_match "run --rm output" "hello from husk" "$out"
@@ -78,6 +87,11 @@ if [ "$mode" = vm ] && [ "${HUSK_SHIM_START:-boot}" = template ]; then
   skew=$(( $(date +%s) - $(echo "$b" | tail -1) ))
   check "template: a copy has the host's clock" 1 "$([ "${skew#-}" -le 60 ] && echo 1 || echo 0)"
   check "template: still one template" 1 "$(ls -d "$D"/run/templates/*/ | wc -l)"
+  # For a config with another memory size that template is stale: listed so, and pruned.
+  sed 's/"memory_mib": 256/"memory_mib": 384/' "$D/shim.json" >"$D/other.json"
+  check_match "husk template list: stale for another config" "^[0-9a-f]{16} stale " "$("$HUSK_CLI" template list --config "$D/other.json")"
+  check_match "husk template prune" "^removed [0-9a-f]{16}$" "$("$HUSK_CLI" template prune --config "$D/other.json")"
+  check "husk template prune: none left" 0 "$(ls -d "$D"/run/templates/*/ 2>/dev/null | wc -l)"
 fi
 fi
 
