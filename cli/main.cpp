@@ -18,16 +18,16 @@ int fail(const husk::Error& e) {
 }
 
 // The templates a "start": "template" sandbox of this config restores (shim/templates.h).
-int template_command(const std::string& what, const std::string& config_path) {
+int template_command(const std::string& what, const std::string& config_path, unsigned nics) {
   using namespace husk::shim;
   auto c = load_config(config_path);
   if (!c) return fail(c.error());
   if (what == "create") {
     // As the first template sandbox would: a jailed VM booted, paused once its agent answers,
     // snapshotted into the template directory.
-    auto created = create_template(*c);
+    auto created = create_template(*c, nics);
     if (!created) return fail(created.error());
-    auto inputs = template_inputs(*c);
+    auto inputs = template_inputs(*c, nics);
     std::printf("template %s/%s %s\n", template_root(*c).c_str(), husk::shim::short_hash(inputs.value()).c_str(),
                 *created ? "created" : "exists");
     return 0;
@@ -68,8 +68,11 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"create", "list", "prune"}));
   tmpl->add_option("--config", tmpl_config, "The shim config (default $HUSK_SHIM_CONFIG or /etc/husk/shim.json)");
+  unsigned nics = 0;
+  tmpl->add_option("--nics", nics, "create: for sandboxes with this many pod interfaces (CRI pods: 1)")
+      ->check(CLI::Range(0u, husk::shim::kMaxTemplateNics));
   CLI11_PARSE(app, argc, argv);
-  if (tmpl->parsed()) return template_command(tmpl_what, tmpl_config);
+  if (tmpl->parsed()) return template_command(tmpl_what, tmpl_config, nics);
   auto findings = husk::check::run(host);
   if (json)
     std::printf("%s\n", husk::check::to_json(findings).dump(2).c_str());

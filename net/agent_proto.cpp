@@ -57,6 +57,11 @@ Result<Interface> from_proto(const agent::v1::Interface& in) {
   auto mac = mac_from_string(in.mac());
   if (!mac) return make_error(ErrorCode::kInvalidArgument, "interface %s: %s", in.name().c_str(), mac.error().message.c_str());
   i.mac = *mac;
+  if (!in.guest_mac().empty()) {
+    auto now = mac_from_string(in.guest_mac());
+    if (!now) return make_error(ErrorCode::kInvalidArgument, "interface %s guest MAC: %s", in.name().c_str(), now.error().message.c_str());
+    i.current_mac = *now;
+  }
   if (in.mtu() > 65535) return make_error(ErrorCode::kInvalidArgument, "interface %s: MTU %u is too large", in.name().c_str(), in.mtu());
   i.mtu = in.mtu();
   for (const auto& a : in.addresses()) {

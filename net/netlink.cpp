@@ -208,19 +208,25 @@ Result<Interface> Socket::configure(const Interface& want) {
     return make_error("interface name \"%s\" is empty or too long", want.name.c_str());
   auto now = interfaces();
   if (!now) return now.error();
-  auto it = std::find_if(now->begin(), now->end(), [&](const Interface& i) { return i.mac == want.mac && i.kind != "loopback"; });
-  if (it == now->end()) return make_error("no interface has MAC %s", mac_to_string(want.mac).c_str());
+  const auto& find = want.current_mac ? *want.current_mac : want.mac;
+  auto it = std::find_if(now->begin(), now->end(), [&](const Interface& i) { return i.mac == find && i.kind != "loopback"; });
+  if (it == now->end()) return make_error("no interface has MAC %s", mac_to_string(find).c_str());
   rtnl_link* raw = nullptr;
   if (int e = rtnl_link_get_kernel(get(), it->index, nullptr, &raw); e < 0) return nl_error("reading link " + it->name, e);
   Link orig(raw);
   Link change(rtnl_link_alloc());
   if (!change) return make_error("out of memory");
-  // A name can change only while the link is down.
-  if (it->name != want.name) {
+  // A name (and, for some drivers, the MAC) can change only while the link is down.
+  if (it->name != want.name || it->mac != want.mac) {
     rtnl_link_unset_flags(change.get(), IFF_UP);
     if (int e = rtnl_link_change(get(), orig.get(), change.get(), 0); e < 0) return nl_error("taking " + it->name + " down", e);
     change.reset(rtnl_link_alloc());
-    rtnl_link_set_name(change.get(), want.name.c_str());
+    if (it->name != want.name) rtnl_link_set_name(change.get(), want.name.c_str());
+  }
+  if (it->mac != want.mac) {
+    Addr lladdr(nl_addr_build(AF_LLC, want.mac.data(), want.mac.size()));
+    if (!lladdr) return make_error("out of memory");
+    rtnl_link_set_addr(change.get(), lladdr.get());
   }
   if (want.mtu) rtnl_link_set_mtu(change.get(), want.mtu);
   if (int e = rtnl_link_change(get(), orig.get(), change.get(), 0); e < 0)

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct Interface {
   std::string kind;  // "veth", "tun", "" (a physical or virtio NIC)...
   bool up = false;
   std::vector<IpAddress> addresses;  // global and link scope, as configured
+  // configure(): the MAC the interface has now, when it is to get `mac` (a restored template's)
+  std::optional<std::array<uint8_t, 6>> current_mac{};
 };
 
 struct Route {
@@ -69,7 +72,8 @@ class Socket {
   Result<std::vector<Neighbour>> neighbours();
 
   // Makes the interface with want.mac look like `want`: name, MTU, exactly these addresses, up.
-  // The interface is found by MAC (the guest's virtio NIC has the pod interface's MAC).
+  // The interface is found by MAC (the guest's virtio NIC has the pod interface's MAC), or by
+  // want.current_mac and then given want.mac.
   Result<Interface> configure(const Interface& want);
   // Adds routes (device routes first so gateways are reachable); an existing equal route is fine.
   Status add_routes(const std::vector<Route>& routes);

@@ -127,11 +127,15 @@ class VmSandbox : public Sandbox {
     mark_ = std::chrono::steady_clock::now();
     HUSK_TRY(prepare());
 
-    // A template has no NICs: a sandbox with a pod network boots.
-    bool from_template = c_.start == "template" && !net_;
-    if (c_.start == "template" && net_) LOG_INFO("sandbox %s has a pod network: booting it (templates have no NICs)", dir_.c_str());
+    // A pod's sandbox restores a template with as many NICs as the pod has interfaces.
+    const unsigned nics = net_ ? static_cast<unsigned>(net_->links().size()) : 0;
+    from_template_ = c_.start == "template" && nics <= kMaxTemplateNics;
+    if (c_.start == "template" && !from_template_)
+      LOG_INFO("sandbox %s has %u pod interfaces: booting it (templates have at most %u)", dir_.c_str(), nics, kMaxTemplateNics);
+    const bool from_template = from_template_;
     if (from_template) {
-      auto t = get_template(c_, [this](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd); });
+      auto t = get_template(
+          c_, [this, nics](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd, nics); }, nics);
       if (!t) return t.error();
       phase(t->created ? "template created" : "template found");
       Launch l;
@@ -203,6 +207,7 @@ class VmSandbox : public Sandbox {
     const TemplateFiles* restore = nullptr;
     int api_fd = -1;
     int snapshot_state_fd = -1, snapshot_mem_fd = -1;
+    unsigned template_nics = 0;  // the template VM's NICs, with no host side
   };
   std::string fs_log() const { return dir_ + "/virtiofsd.log"; }
   std::string vmm_log() const { return dir_ + "/vmm.log"; }
@@ -281,7 +286,10 @@ class VmSandbox : public Sandbox {
     if (c_.vmm_seccomp == "log") vmm_args.push_back("--seccomp-log");
     if (c_.vmm_seccomp == "off") vmm_args.push_back("--no-seccomp");
     vmm_args.insert(vmm_args.end(), c_.vmm_args.begin(), c_.vmm_args.end());
-    if (net_) {
+    if (l.api_fd >= 0) {
+      // The template's VM is no pod's: NICs to nowhere, with MACs the agent will replace.
+      for (unsigned i = 0; i < l.template_nics; ++i) vmm_args.insert(vmm_args.end(), {"--net", "null," + template_mac(i)});
+    } else if (net_) {
       // The taps live in the pod's namespace; husk-vmm only gets their fds.
       for (auto& link : net_->links()) {
         vmm_args.push_back("--net");
@@ -356,9 +364,10 @@ class VmSandbox : public Sandbox {
 
  public:
   // For `husk template create`: the template for this config, made now if there is none.
-  Result<bool> ensure_template() {
+  Result<bool> ensure_template(unsigned nics) {
     HUSK_TRY(prepare());
-    auto t = get_template(c_, [this](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd); });
+    auto t = get_template(
+        c_, [this, nics](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd, nics); }, nics);
     if (!t) return t.error();
     return t->created;
   }
@@ -367,7 +376,7 @@ class VmSandbox : public Sandbox {
   // The template: this sandbox's jail and share, a VM booted with the control API, paused once
   // its agent answers (before the share is mounted: no FUSE session to lose) and written to the
   // two files; then stopped, leaving the sandbox to restore it.
-  Status make_template(int state_fd, int mem_fd) {
+  Status make_template(int state_fd, int mem_fd, unsigned nics) {
     std::string api = dir_ + "/api.sock";
     auto api_listen = listen_unix(api, 1);
     if (!api_listen) return api_listen.error().wrap("API socket: ");
@@ -375,6 +384,7 @@ class VmSandbox : public Sandbox {
     l.api_fd = api_listen->get();
     l.snapshot_state_fd = state_fd;
     l.snapshot_mem_fd = mem_fd;
+    l.template_nics = nics;
     Status s = launch(l);
     api_listen->reset();
     if (s) s = wait_for_agent();
@@ -411,7 +421,11 @@ class VmSandbox : public Sandbox {
       c->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms));
       return c;
     };
-    for (const auto& want : net_->interfaces_for_guest()) {
+    unsigned nic = 0;
+    for (auto want : net_->interfaces_for_guest()) {
+      // A restored template's NICs still have the template's MACs.
+      if (from_template_) want.set_guest_mac(template_mac(nic));
+      ++nic;
       agent::v1::Interface got;
       if (auto s = stub->UpdateInterface(ctx().get(), want, &got); !s.ok())
         return make_error(static_cast<ErrorCode>(s.error_code()), "configuring %s in the guest: %s", want.name().c_str(),
@@ -427,6 +441,7 @@ class VmSandbox : public Sandbox {
   std::optional<PodNetwork> net_;
   std::optional<Share> share_;
   std::string snapshot_state_spec_, snapshot_mem_spec_;  // "fd=N" in the template VM
+  bool from_template_ = false;                           // this sandbox restored a template
   UniqueFd ready_fd_;  // the shim's end of the agent's "ready" stream, while booting
 };
 
@@ -573,13 +588,13 @@ void Sandbox::write_pointer(const std::string& bundle, const std::string& dir) {
   std::ofstream(bundle + "/" + kPointerFile) << dir << "\n";
 }
 
-Result<bool> create_template(const Config& c) {
+Result<bool> create_template(const Config& c, unsigned nics) {
   if (c.mode != "vm") return make_error(ErrorCode::kInvalidArgument, "templates are for \"mode\": \"vm\" (this config has \"%s\")", c.mode.c_str());
   const std::string dir = c.state_dir + "/template-" + std::to_string(::getpid());
   auto sb = make_sandbox(c, dir);
   if (!sb) return sb.error();
   auto* vm = static_cast<VmSandbox*>(sb->get());
-  auto created = vm->ensure_template();
+  auto created = vm->ensure_template(nics);
   vm->stop();
   return created;
 }

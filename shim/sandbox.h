@@ -91,10 +91,10 @@ class Sandbox {
 // whatever the ids' length, since unix socket paths are limited to 107 bytes.
 std::string short_hash(const std::string& key);
 
-// `husk template create`: makes the template a "start": "template" sandbox of `c` restores
-// (shim/templates.h), as the first such sandbox would; true when it was made, false when it was
-// there already.
-Result<bool> create_template(const Config& c);
+// `husk template create`: makes the template a "start": "template" sandbox of `c` with `nics`
+// pod interfaces restores (shim/templates.h), as the first such sandbox would; true when it was
+// made, false when it was there already.
+Result<bool> create_template(const Config& c, unsigned nics);
 
 // Creates the sandbox's directory (and state_dir), both 0700.
 Result<std::unique_ptr<Sandbox>> make_sandbox(const Config& c, const std::string& dir);

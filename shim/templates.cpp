@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <algorithm>
 #include <filesystem>
@@ -44,7 +45,13 @@ Status write_file(int dir, const char* name, const std::string& text) {
 
 }  // namespace
 
-Result<std::string> template_inputs(const Config& c) {
+std::string template_mac(unsigned nic) {
+  char mac[18];
+  std::snprintf(mac, sizeof mac, "06:00:00:00:00:%02x", (nic + 1) & 0xff);
+  return mac;
+}
+
+Result<std::string> template_inputs(const Config& c, unsigned nics) {
   std::string s;
   for (const auto* p : {&c.vmm, &c.kernel, &c.initramfs}) {
     auto id = identity(*p);
@@ -53,15 +60,19 @@ Result<std::string> template_inputs(const Config& c) {
   }
   s += "vcpus=" + std::to_string(c.vcpus) + " memory_mib=" + std::to_string(c.memory_mib) + "\n";
   for (const auto& a : c.vmm_args) s += "vmm_arg=" + a + "\n";
+  if (nics) s += "nics=" + std::to_string(nics) + "\n";
   return s;
 }
 
 std::string template_root(const Config& c) { return c.template_dir.empty() ? c.state_dir + "/templates" : c.template_dir; }
 
 Result<std::vector<TemplateEntry>> list_templates(const Config& c) {
-  auto inputs = template_inputs(c);
-  if (!inputs) return inputs.error();
-  const std::string current = short_hash(*inputs);
+  std::vector<std::string> current;
+  for (unsigned nics = 0; nics <= kMaxTemplateNics; ++nics) {
+    auto inputs = template_inputs(c, nics);
+    if (!inputs) return inputs.error();
+    current.push_back(short_hash(*inputs));
+  }
   std::vector<TemplateEntry> out;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(template_root(c), ec)) {
@@ -72,7 +83,8 @@ Result<std::vector<TemplateEntry>> list_templates(const Config& c) {
       t.key.resize(t.key.size() - 4);
       t.kind = TemplateEntry::kPartial;
     } else {
-      t.kind = t.key == current ? TemplateEntry::kCurrent : TemplateEntry::kStale;
+      t.kind = std::find(current.begin(), current.end(), t.key) != current.end() ? TemplateEntry::kCurrent
+                                                                               : TemplateEntry::kStale;
     }
     for (const auto& f : std::filesystem::directory_iterator(e.path(), ec)) {
       struct stat st{};
@@ -112,8 +124,9 @@ Result<std::vector<std::string>> prune_templates(const Config& c) {
   return removed;
 }
 
-Result<TemplateFiles> get_template(const Config& c, const std::function<Status(int, int)>& create) {
-  auto inputs = template_inputs(c);
+Result<TemplateFiles> get_template(const Config& c, const std::function<Status(int, int)>& create, unsigned nics) {
+  if (nics > kMaxTemplateNics) return make_error(ErrorCode::kInvalidArgument, "templates have at most %u NICs", kMaxTemplateNics);
+  auto inputs = template_inputs(c, nics);
   if (!inputs) return inputs.error();
   const std::string root = template_root(c);
   const std::string key = short_hash(*inputs);

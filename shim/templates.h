@@ -24,12 +24,18 @@ struct TemplateFiles {
   bool created = false;  // this call made it
 };
 
-// What identifies a template for `c` (human-readable; hashed for the directory name).
-Result<std::string> template_inputs(const Config& c);
+// A template's VM has `nics` NICs with no host side (husk-vmm --net null) and these MACs; a pod's
+// sandbox restored from it gets the pod's taps, and the agent gives the NICs the pod's MACs.
+constexpr unsigned kMaxTemplateNics = 4;
+std::string template_mac(unsigned nic);
+
+// What identifies a template for `c` with `nics` NICs (human-readable; hashed for the directory
+// name).
+Result<std::string> template_inputs(const Config& c, unsigned nics = 0);
 // Where c's templates live: template_dir, default <state_dir>/templates.
 std::string template_root(const Config& c);
 
-// What is under template_root(c): the template c would restore ("current"), templates made for
+// What is under template_root(c): the templates c would restore ("current", one per NIC count), templates made for
 // other inputs ("stale": an upgraded kernel, another memory size), half-made ones a creator left
 // when it died ("partial", <key>.tmp).
 struct TemplateEntry {
@@ -44,8 +50,9 @@ Result<std::vector<TemplateEntry>> list_templates(const Config& c);
 // Returns the keys removed.
 Result<std::vector<std::string>> prune_templates(const Config& c);
 
-// The template for `c`, made first by `create(state_fd, mem_fd)` if there is none: it must
-// leave a complete snapshot in the two files (open for writing) or fail.
-Result<TemplateFiles> get_template(const Config& c, const std::function<Status(int state_fd, int mem_fd)>& create);
+// The template for `c` with `nics` NICs, made first by `create(state_fd, mem_fd)` if there is
+// none: it must leave a complete snapshot in the two files (open for writing) or fail.
+Result<TemplateFiles> get_template(const Config& c, const std::function<Status(int state_fd, int mem_fd)>& create,
+                                   unsigned nics = 0);
 
 }  // namespace husk::shim

@@ -199,3 +199,47 @@ TEST(NetInheritedTap, AcceptsAVnetTapFdAndRefusesOtherFds) {
 
 }  // namespace
 }  // namespace husk::virtio
+
+namespace husk::virtio {
+namespace {
+
+// `--net null`: the NIC of a template's VM. The driver sees an ordinary NIC; what it sends is
+// returned to it and goes nowhere, and there is no host descriptor to read.
+TEST(NetNullBackend, IsANicWithNoHostSide) {
+  GuestMemory mem = GuestMemory::create({{GuestAddress(0), 0x200000}}).value();
+  auto irq = std::make_shared<CountingIrq>();
+  auto n = Net::open(NetConfig{kNullBackend, {0x06, 0, 0, 0, 0, 0x01}, {}, {}});
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_TRUE((*n)->host_fds().empty());
+  MmioTransport t(*n, mem, irq);
+  auto wr = [&](uint64_t off, uint32_t v) { t.write(off, std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&v), 4)); };
+  auto rd = [&](uint64_t off) {
+    uint32_t v;
+    t.read(off, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4));
+    return v;
+  };
+  testing::FakeQueue rx{mem, 16, 0}, tx{mem, 16, 0x10000};
+  wr(0x70, 1), wr(0x70, 3);
+  wr(0x24, 1), wr(0x20, 1);
+  wr(0x24, 0), wr(0x20, (1u << 5) | (1u << 0) | (1u << 7));  // MAC, CSUM, GUEST_TSO4: offloads need no tap
+  wr(0x70, 11);
+  for (uint32_t q = 0; q < 2; ++q) {
+    uint64_t base = q * 0x10000;
+    wr(0x30, q), wr(0x38, 16);
+    wr(0x80, static_cast<uint32_t>(0x1000 + base)), wr(0x90, static_cast<uint32_t>(0x2000 + base));
+    wr(0xa0, static_cast<uint32_t>(0x3000 + base)), wr(0x44, 1);
+  }
+  wr(0x70, 15);
+  ASSERT_TRUE(rd(0x70) & 4);
+  ASSERT_FALSE(rd(0x70) & 0x40) << "NEEDS_RESET";
+  EXPECT_EQ(rd(0x100 + 5) & 0xff, 0x01u);
+  uint8_t frame[12 + 60] = {};
+  (void)mem.write(GuestAddress(0x100000), frame);
+  tx.add_chain({{0x100000, sizeof frame}});
+  wr(0x50, 1);
+  EXPECT_EQ(tx.used_idx(), 1);
+  EXPECT_FALSE(rd(0x70) & 0x40);
+}
+
+}  // namespace
+}  // namespace husk::virtio

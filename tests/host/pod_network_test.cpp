@@ -247,6 +247,36 @@ TEST_F(AgentNetworkTest, ConfiguresTheNicFoundByMacAndItsRoutes) {
   EXPECT_EQ(shown.find("10.214.0.2/24"), std::string::npos) << shown;
 }
 
+// A guest restored from a template has the template's MAC: the NIC is found by it
+// (guest_mac) and given the pod's.
+TEST_F(AgentNetworkTest, ARestoredGuestsNicGetsThePodsMac) {
+  grpc::ServerContext ctx;
+  agent::v1::Interface want, got;
+  want.set_name("eth0");
+  want.set_mac("02:11:22:33:44:55");
+  want.set_guest_mac(mac);
+  auto* a = want.add_addresses();
+  a->set_family(4), a->set_address("10.214.0.7"), a->set_prefix(24);
+  auto st = in_guest([&] { return svc.UpdateInterface(&ctx, &want, &got); });
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(got.mac(), "02:11:22:33:44:55");
+  std::string shown = sh("ip -n " + guest + " link show dev eth0");
+  EXPECT_NE(shown.find("link/ether 02:11:22:33:44:55"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("UP"), std::string::npos) << shown;
+  // Done once: configuring it again by the pod's MAC alone finds it.
+  want.clear_guest_mac();
+  st = in_guest([&] { return svc.UpdateInterface(&ctx, &want, &got); });
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  // A guest MAC no NIC has is an error naming it.
+  want.set_guest_mac("02:99:99:99:99:98");
+  st = in_guest([&] { return svc.UpdateInterface(&ctx, &want, &got); });
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error_message().find("02:99:99:99:99:98"), std::string::npos) << st.error_message();
+  want.set_guest_mac("junk");
+  st = in_guest([&] { return svc.UpdateInterface(&ctx, &want, &got); });
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+}
+
 TEST_F(AgentNetworkTest, BadRequestsAndTheHostsNamespaceAreRefused) {
   grpc::ServerContext ctx;
   agent::v1::Interface want, got;

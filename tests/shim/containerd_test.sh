@@ -264,6 +264,12 @@ check "network: the guest's eth0 has the veth's MAC" "$(ip -n $netns -o link sho
 check_match "network: the guest's default route is the pod's" 'default via 10\.215\.0\.1 dev eth0' \
   "$(ctr task exec --exec-id n3 web ip route show default)"
 check "network: one tap in the pod's namespace" 1 "$(ip -n $netns -o link show | grep -c tap0_husk)"
+if [ "${HUSK_SHIM_START:-boot}" = template ]; then
+  # The pod's sandbox restored a template with one NIC (made for it: another than the plain one),
+  # and the agent gave the NIC the pod's MAC (checked above).
+  check "network: the pod restored a one-NIC template" 1 "$(grep -lx 'nics=1' "$D"/run/templates/*/inputs 2>/dev/null | wc -l)"
+  check_match "network: the one-NIC template is listed as in use" "current" "$("$HUSK_CLI" template list --config "$D/shim.json")"
+fi
 check_match "network: husk-vmm is handed the tap as an fd" '^--net fd=[0-9]+,' "$(for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$f"; echo; done 2>/dev/null | grep -o -- '--net fd=[0-9]*,' | head -1)"
 ctr task kill -s KILL peer; wait_state peer STOPPED; ctr task rm peer >/dev/null; ctr c rm peer
 ctr task kill -s KILL web; wait_state web STOPPED; ctr task rm web >/dev/null; ctr c rm web

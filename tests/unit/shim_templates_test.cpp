@@ -72,6 +72,20 @@ TEST_F(TemplatesTest, MadeOnceThenFoundReadOnly) {
   EXPECT_NE((*list)[0].inputs.find("memory_mib=256"), std::string::npos) << (*list)[0].inputs;
 }
 
+TEST_F(TemplatesTest, APodsTemplateWithNicsIsAnotherOneAndBothAreCurrent) {
+  ASSERT_TRUE(get_template(c, creator()).ok());
+  auto pod = get_template(c, creator(), 1);
+  ASSERT_TRUE(pod.ok());
+  EXPECT_TRUE(pod->created);
+  EXPECT_EQ(made, 2);
+  auto list = list_templates(c);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  for (const auto& t : *list) EXPECT_EQ(t.kind, TemplateEntry::kCurrent) << t.key;
+  EXPECT_FALSE(get_template(c, creator(), kMaxTemplateNics + 1).ok());
+  EXPECT_EQ(template_mac(0), "06:00:00:00:00:01");
+}
+
 TEST_F(TemplatesTest, RacingCreatorsMakeOne) {
   std::vector<std::thread> ts;
   std::atomic<int> created{0}, ok{0};

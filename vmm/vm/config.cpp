@@ -71,7 +71,7 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::string vsock;
   app.add_option("--vsock", vsock, "virtio-vsock: CID,PATH (host side: unix socket PATH, Firecracker protocol) or CID,fd=N (an inherited listening socket; guest-initiated streams refused), then PORT=fd=M for each host port whose one guest-initiated stream goes to inherited socket M");
   std::vector<std::string> nets;
-  app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=B/s][,pps=N][,rx_bw=B/s][,rx_pps=N] (repeatable)");
+  app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=B/s][,pps=N][,rx_bw=B/s][,rx_pps=N] (repeatable); TAP fd=N is an inherited tap, null a NIC with no host side");
   std::string api, restore;
   app.add_option("--api", api, "Control socket (HTTP, Firecracker's endpoints): a unix socket PATH, or fd=N (an inherited listening socket)");
   auto* restore_opt = app.add_option("--restore", restore,

@@ -48,6 +48,7 @@ Result<std::array<uint8_t, 6>> parse_mac(const std::string& s) {
 Result<std::shared_ptr<Net>> Net::open(const NetConfig& cfg) {
   UniqueFd fd;
   std::string what;
+  if (cfg.tap == kNullBackend) return std::make_shared<Net>(UniqueFd(), cfg.mac, cfg.tx_limit, cfg.rx_limit);
   if (int n; is_fd_spec(cfg.tap, &n)) {
     // A tap the shim made in the pod's network namespace: check that it is one, with vnet headers.
     auto taken = take_inherited_fd(n);
@@ -101,7 +102,7 @@ void Net::read_config(uint64_t offset, std::span<uint8_t> data) {
 Status Net::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t acked, Notifier& notifier) {
   if (queues.size() < 2 || !queues[kRxQueue].ready || !queues[kTxQueue].ready)
     return make_error("virtio-net: receive and transmit queues must both be ready");
-  if (::ioctl(tap_.get(), TUNSETOFFLOAD, tap_offloads(acked)) < 0)
+  if (tap_ && ::ioctl(tap_.get(), TUNSETOFFLOAD, tap_offloads(acked)) < 0)
     return make_error("virtio-net: setting the tap's offloads: %s", strerror(errno));
   mem_ = &mem;
   queues_ = &queues;
@@ -111,7 +112,7 @@ Status Net::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t acke
 
 void Net::reset() {
   // The next driver may take fewer offloads: no segment the tap queues now may need them.
-  (void)::ioctl(tap_.get(), TUNSETOFFLOAD, 0);
+  if (tap_) (void)::ioctl(tap_.get(), TUNSETOFFLOAD, 0);
   mem_ = nullptr, queues_ = nullptr, notifier_ = nullptr;
   pending_.clear();
   tx_throttle_.held.reset();
@@ -132,6 +133,7 @@ Status Net::transmit() {
       LOG_WARN_RATELIMITED("virtio-net: dropping a %llu-byte transmit buffer", (unsigned long long)len);
       return uint32_t{0};
     }
+    if (!tap_) return uint32_t{0};  // the null backend: a cable to nowhere
     auto iov = chain_iovecs(*mem_, c.readable, 0, len);
     if (!iov) return iov.error();
     ssize_t n;

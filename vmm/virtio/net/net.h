@@ -14,9 +14,13 @@
 
 namespace husk::virtio {
 
+constexpr const char* kNullBackend = "null";
+
 struct NetConfig {
   // Host interface name (created if absent, needs CAP_NET_ADMIN), or "fd=N": a tap opened by the
   // shim inside the pod's network namespace, so husk-vmm needs neither the namespace nor privilege.
+  // Or "null": a NIC with no host side (what the guest sends is dropped, nothing arrives), for
+  // the VM a template snapshot is made from; its copies get real taps on restore.
   std::string tap;
   std::array<uint8_t, 6> mac{};  // guest MAC
   RateLimit tx_limit;            // transmit bytes and packets per second, both optional
@@ -39,7 +43,7 @@ class Net : public Device {
                   Notifier& notifier) override;
   Status process_queue(uint16_t index) override;
   void reset() override;
-  std::vector<int> host_fds() const override { return {tap_.get()}; }
+  std::vector<int> host_fds() const override { return tap_ ? std::vector<int>{tap_.get()} : std::vector<int>{}; }
   Status on_host_data(int fd, std::span<const uint8_t> frame) override;
   // TUN_F_* for TUNSETOFFLOAD from the features the driver accepted.
   static unsigned tap_offloads(uint64_t acked);
