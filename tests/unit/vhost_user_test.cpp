@@ -2,6 +2,8 @@
 // with SCM_RIGHTS, and replies checked like untrusted input.
 #include "vmm/virtio/fs/vhost_user.h"
 
+#include "tests/unit/vhost_user_wire.h"
+
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -20,25 +22,12 @@ struct Msg {
 };
 
 Msg recv_msg(int fd) {
+  testing::VhostUserMsg w;
   Msg m;
-  uint32_t hdr[3];
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-  iovec iov{hdr, sizeof hdr};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  if (recvmsg(fd, &mh, MSG_WAITALL) != sizeof hdr) return m;
-  m.request = hdr[0], m.flags = hdr[1], m.size = hdr[2];
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    m.nfds = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    int fds[8];
-    std::memcpy(fds, CMSG_DATA(c), sizeof(int) * static_cast<size_t>(m.nfds));
-    for (int i = 0; i < m.nfds; ++i) close(fds[i]);
-  }
-  m.payload.resize(m.size);
-  if (m.size) (void)!recv(fd, m.payload.data(), m.size, MSG_WAITALL);
+  if (!testing::recv_vhost_user(fd, w)) return m;
+  for (int f : w.fds) close(f);
+  m.request = w.request, m.flags = w.flags, m.size = w.size, m.payload = std::move(w.payload);
+  m.nfds = static_cast<int>(w.fds.size());
   return m;
 }
 

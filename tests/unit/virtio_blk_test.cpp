@@ -14,13 +14,7 @@ namespace {
 
 using testing::FakeQueue;
 
-struct NullNotifier : Notifier {
-  int used = 0;
-  uint64_t retry_ns = 0;
-  void used_buffers() override { ++used; }
-  void config_changed() override {}
-  void retry_after(uint16_t, uint64_t ns) override { retry_ns = ns; }
-};
+using NullNotifier = testing::CountingNotifier;
 
 struct Header {
   uint32_t type, reserved;

@@ -6,9 +6,19 @@
 #include <vector>
 
 #include "vmm/memory/guest_memory.h"
+#include "vmm/virtio/device.h"
 #include "vmm/virtio/queue.h"
 
 namespace husk::virtio::testing {
+
+// What a device asked of its transport: interrupts and retries.
+struct CountingNotifier : Notifier {
+  int used = 0;
+  uint64_t retry_ns = 0;
+  void used_buffers() override { ++used; }
+  void config_changed() override {}
+  void retry_after(uint16_t, uint64_t ns) override { retry_ns = ns; }
+};
 
 struct Buf {
   uint64_t addr;

@@ -16,6 +16,7 @@
 #include <functional>
 #include <thread>
 
+#include "tests/unit/vhost_user_wire.h"
 #include "tests/unit/virtio_fake_driver.h"
 
 namespace husk::virtio {
@@ -24,12 +25,7 @@ namespace {
 using testing::Buf;
 using testing::FakeQueue;
 
-struct NullNotifier : Notifier {
-  int used = 0;
-  void used_buffers() override { ++used; }
-  void config_changed() override {}
-  void retry_after(uint16_t, uint64_t) override {}
-};
+using NullNotifier = testing::CountingNotifier;
 
 struct Desc {
   uint64_t addr;
@@ -77,29 +73,6 @@ class FakeBackend {
     int kick = -1, call = -1;
     uint16_t next = 0, used_idx = 0;
   };
-
-  bool recv_msg(uint32_t& req, std::vector<uint8_t>& payload, std::vector<int>& fds) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 20) <= 0) return false;
-    uint32_t hdr[3];
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-    iovec iov{hdr, sizeof hdr};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
-    if (::recvmsg(fd_, &mh, MSG_WAITALL) != sizeof hdr) return false;
-    req = hdr[0];
-    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      fds.resize(n);
-      std::memcpy(fds.data(), CMSG_DATA(c), sizeof(int) * n);
-    }
-    payload.resize(hdr[2]);
-    if (hdr[2]) (void)!::recv(fd_, payload.data(), hdr[2], MSG_WAITALL);
-    return true;
-  }
 
   void handle(uint32_t req, const std::vector<uint8_t>& p, const std::vector<int>& fds) {
     auto u64 = [&](size_t off) {
@@ -179,10 +152,8 @@ class FakeBackend {
 
   void run() {
     while (!stop_) {
-      uint32_t req = 0;
-      std::vector<uint8_t> p;
-      std::vector<int> fds;
-      if (recv_msg(req, p, fds)) handle(req, p, fds);
+      testing::VhostUserMsg m;
+      if (testing::recv_vhost_user(fd_, m, 20)) handle(m.request, m.payload, m.fds);
       for (auto& r : rings_) {
         if (r.kick < 0 || r.call < 0 || !map_ || hold) continue;
         uint64_t v;

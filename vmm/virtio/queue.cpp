@@ -5,13 +5,7 @@
 namespace husk::virtio {
 namespace {
 
-struct Desc {
-  uint64_t addr;
-  uint32_t len;
-  uint16_t flags;
-  uint16_t next;
-};
-static_assert(sizeof(Desc) == 16);
+using Desc = VirtqDesc;
 
 // Ring offsets (split layout): avail = {flags, idx, ring[size], used_event};
 // used = {flags, idx, ring[size] of {id, len}, avail_event}.

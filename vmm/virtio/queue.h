@@ -18,6 +18,15 @@ constexpr uint16_t kDescFWrite = 2;
 constexpr uint16_t kDescFIndirect = 4;
 constexpr uint16_t kAvailFNoInterrupt = 1;
 
+// A split ring's descriptor as it lies in memory (virtio 1.x, 2.7.5).
+struct VirtqDesc {
+  uint64_t addr;
+  uint32_t len;
+  uint16_t flags;
+  uint16_t next;
+};
+static_assert(sizeof(VirtqDesc) == 16);
+
 struct Segment {
   GuestAddress addr;
   uint32_t len;

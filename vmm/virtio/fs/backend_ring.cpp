@@ -7,12 +7,7 @@
 namespace husk::virtio {
 namespace {
 
-struct Desc {
-  uint64_t addr;
-  uint32_t len;
-  uint16_t flags;
-  uint16_t next;
-};
+using Desc = VirtqDesc;
 struct UsedElem {
   uint32_t id, len;
 };
