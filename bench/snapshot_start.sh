@@ -82,7 +82,8 @@ for i in $(seq "$n"); do
   echo "runc,$i,$(ms "$t2" "$t3")" >>"$csv"
 done
 phase() {  # phase PREFIX NAME: median of the shim's phase NAME over runs PREFIX<i>
-  grep -E "timing $1[0-9]+:" "$D/containerd.log" | grep -oE "$2 [0-9.]+ ms" | awk '{print "x,"NR","$(NF-1)}' >"$D/ph.csv"
+  # (pct skips a header line)
+  grep -E "timing $1[0-9]+:" "$D/containerd.log" | grep -oE "$2 [0-9.]+ ms" | awk 'BEGIN {print "how,run,ms"} {print "x,"NR","$(NF-1)}' >"$D/ph.csv"
   [ -s "$D/ph.csv" ] && pct "$D/ph.csv" x 0.5 || echo 0
 }
 
