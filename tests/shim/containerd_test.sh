@@ -382,7 +382,7 @@ check "jail: pid 1 of its pid namespace" 1 "$(awk '/^NSpid:/ {print $NF}' "/proc
 check "jail: descriptor limit" 2048 "$(awk '/^Max open files/ {print $4}' "/proc/$vmm/limits")"
 check "jail: no core files" 0 "$(awk '/^Max core file size/ {print $5}' "/proc/$vmm/limits")"
 check "jail: no host file open but its log and console" "" \
-  "$(for f in /proc/$vmm/fd/*; do readlink "$f"; done | grep '^/' | grep -vE "^(/dev/null|${sb}vmm.log|${sb}console.log|/dev/kvm|/dev/urandom|/memfd:husk-guest-ram \(deleted\))$")"
+  "$(for f in /proc/$vmm/fd/*; do readlink "$f"; done | grep '^/' | grep -vE "^(/dev/null|${sb}vmm.log|${sb}console.log|/dev/kvm|/dev/urandom|/memfd:husk-fs-bounce \(deleted\))$")"
 cg=$(sed -n 's/^0:://p' "/proc/$vmm/cgroup")
 check "jail: in the sandbox's cgroup (the container's cgroupsPath)" "/$CONTAINERD_NAMESPACE/jl1" "$cg"
 check "jail: memory.max = guest RAM + overhead" $(((256 + 128) << 20)) "$(cat "/sys/fs/cgroup$cg/memory.max" 2>/dev/null)"
