@@ -132,10 +132,8 @@ class VmSandbox : public Sandbox {
     from_template_ = c_.start == "template" && nics <= kMaxTemplateNics;
     if (c_.start == "template" && !from_template_)
       LOG_INFO("sandbox %s has %u pod interfaces: booting it (templates have at most %u)", dir_.c_str(), nics, kMaxTemplateNics);
-    const bool from_template = from_template_;
-    if (from_template) {
-      auto t = get_template(
-          c_, [this, nics](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd, nics); }, nics);
+    if (from_template_) {
+      auto t = template_for(nics);
       if (!t) return t.error();
       phase(t->created ? "template created" : "template found");
       Launch l;
@@ -145,8 +143,8 @@ class VmSandbox : public Sandbox {
       HUSK_TRY(launch(Launch{}));
     }
     HUSK_TRY(wait_for_agent());
-    phase(from_template ? "restore+agent" : "boot+agent");
-    if (from_template) {
+    phase(from_template_ ? "restore+agent" : "boot+agent");
+    if (from_template_) {
       HUSK_TRY(tell_restored());
       phase("reseed+clock");
     }
@@ -366,13 +364,18 @@ class VmSandbox : public Sandbox {
   // For `husk template create`: the template for this config, made now if there is none.
   Result<bool> ensure_template(unsigned nics) {
     HUSK_TRY(prepare());
-    auto t = get_template(
-        c_, [this, nics](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd, nics); }, nics);
+    auto t = template_for(nics);
     if (!t) return t.error();
     return t->created;
   }
 
  private:
+  // The template for a sandbox with `nics` pod interfaces, made by this sandbox if there is none.
+  Result<TemplateFiles> template_for(unsigned nics) {
+    return get_template(
+        c_, [this, nics](int state_fd, int mem_fd) { return make_template(state_fd, mem_fd, nics); }, nics);
+  }
+
   // The template: this sandbox's jail and share, a VM booted with the control API, paused once
   // its agent answers (before the share is mounted: no FUSE session to lose) and written to the
   // two files; then stopped, leaving the sandbox to restore it.
