@@ -101,8 +101,8 @@ TEST(SnapshotFormat, StateFileRoundTripsAndDetectsDamage) {
   poke(3000, 0x55 ^ payload[3000 - 24]);
   EXPECT_NE(error_of().find("checksum mismatch"), std::string::npos) << error_of();
   ASSERT_TRUE(snapshot::write_state_file(path, payload).ok());
-  poke(8, 2);  // version
-  EXPECT_NE(error_of().find("format version 2"), std::string::npos) << error_of();
+  poke(8, 9);  // version
+  EXPECT_NE(error_of().find("format version 9"), std::string::npos) << error_of();
   ASSERT_TRUE(snapshot::write_state_file(path, payload).ok());
   poke(0, 'X');
   EXPECT_NE(error_of().find("not a husk snapshot"), std::string::npos) << error_of();

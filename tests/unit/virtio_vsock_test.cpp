@@ -335,10 +335,84 @@ TEST(VsockOpen, AGuestStreamToAHandedOverPortReachesThatSocketOnce) {
 
 TEST_F(VsockTest, S5_10_6_6_RestoredDeviceSendsATransportReset) {
   ev.add_chain({{0x30000, 4, true}});
+  ev.add_chain({{0x30010, 4, true}});
   dev->restored();
   ASSERT_EQ(ev.used_idx(), 1);
   EXPECT_EQ(ev.used(0).second, 4u);
   EXPECT_EQ(mem.read_obj<uint32_t>(GuestAddress(0x30000)).value(), 0u);  // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+}
+
+// A stream the host opens right after a restore must not reach the guest before the guest
+// handled the reset, which would reset the new stream too (the client's first Health call was
+// cut). The guest re-posting its event buffer (a kick on the event queue) says it has.
+TEST_F(VsockTest, HostStreamsWaitUntilTheGuestHandledTheReset) {
+  queues[2].event_idx = true;  // the guest kicks only past avail_event: the device must ask
+  ev.add_chain({{0x30000, 4, true}});
+  ev.add_chain({{0x30010, 4, true}});
+  dev->restored();
+  EXPECT_EQ(ev.avail_event(), 2);  // a kick at the guest's next post, though one buffer is left
+  feed(host_connects(), "CONNECT 1024\n");
+  ASSERT_TRUE(dev->process_queue(0).ok());
+  EXPECT_TRUE(guest_receives().empty());
+  ASSERT_TRUE(dev->process_queue(2).ok());  // a kick with nothing new posted: still waiting
+  EXPECT_TRUE(guest_receives().empty());
+  ev.add_chain({{0x30000, 4, true}});       // the guest handled the event and re-posts
+  ASSERT_TRUE(dev->process_queue(2).ok());
+  auto p = guest_receives();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].first.op, vsock::kOpRequest);
+}
+
+TEST_F(VsockTest, AGuestThatNeverTakesTheResetStillGetsItsStreams) {
+  ev.add_chain({{0x30000, 4, true}});
+  dev->restored();
+  feed(host_connects(), "CONNECT 1024\n");
+  EXPECT_TRUE(guest_receives().empty());
+  now += Vsock::kResetAckTimeoutNs;
+  ASSERT_TRUE(dev->process_queue(2).ok());  // the expiry timer
+  auto p = guest_receives();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].first.op, vsock::kOpRequest);
+}
+
+// The guest of a restored snapshot still has the snapshotted VM's streams until it handles the
+// reset event; a host stream on one of their ports would reach a stale socket, which ignores a
+// REQUEST (the client waited out its timeout). Host ports continue where the snapshot left off.
+TEST_F(VsockTest, ARestoredDeviceNeverReusesTheSnapshottedVmsHostPorts) {
+  std::vector<uint32_t> used;
+  for (int i = 0; i < 2; ++i) {
+    feed(host_connects(), "CONNECT 1024\n");
+    auto p = guest_receives();
+    ASSERT_EQ(p.size(), 1u);
+    used.push_back(p[0].first.src_port);
+  }
+  snapshot::Writer w;
+  dev->save(w);
+
+  auto copy = Vsock::open(VsockConfig{3, "/tmp/husk-vsock-unit-copy-" + std::to_string(getpid())});
+  ASSERT_TRUE(copy.ok()) << copy.error().message;
+  snapshot::Reader r(w.bytes());
+  (*copy)->restore(r);
+  ASSERT_TRUE(r.status().ok()) << r.status().error().message;
+  EXPECT_TRUE(r.at_end());
+  dev->reset();
+  dev = *copy;
+  dev->set_clock([this] { return now; });
+  dev->set_host_io(&io);
+  ASSERT_TRUE(dev->activate(mem, queues, 0, notifier).ok());
+  feed(host_connects(), "CONNECT 1024\n");
+  auto p = guest_receives();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].first.op, vsock::kOpRequest);
+  EXPECT_GT(p[0].first.src_port, std::max(used[0], used[1]));
+
+  // A state that would put host streams below their range is refused, not used.
+  snapshot::Writer bad;
+  bad.u32(5);
+  snapshot::Reader rb(bad.bytes());
+  dev->restore(rb);
+  ASSERT_FALSE(rb.status().ok());
+  EXPECT_NE(rb.status().error().message.find("vsock next host port"), std::string::npos) << rb.status().error().message;
 }
 
 TEST_F(VsockTest, RestoredDeviceWithoutEventBuffersCarriesOn) {

@@ -19,7 +19,7 @@
 namespace husk::snapshot {
 
 // Bumped whenever any section changes shape.
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;  // 2: device state after the queues
 // A state file holds registers and device state, never guest memory: anything this large is
 // not one of ours.
 constexpr uint64_t kMaxStateBytes = 16 << 20;

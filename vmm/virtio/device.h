@@ -82,6 +82,11 @@ class Device {
   // resources. restored() runs once the restored device is active again, before the guest runs.
   virtual Status check_snapshot(const GuestMemory&, const std::vector<Queue>&) const { return {}; }
   virtual void restored() {}
+  // What a device must carry over beyond its queues because the guest remembers it (the
+  // vsock device's next host port: the guest still holds streams on the ports before it).
+  // restore() runs before activate(); it reports bad values through the reader.
+  virtual void save(snapshot::Writer&) const {}
+  virtual void restore(snapshot::Reader&) {}
 };
 
 }  // namespace husk::virtio

@@ -115,6 +115,18 @@ Status Queue::walk(const GuestMemory& mem, GuestAddress table, uint32_t count, u
   }
 }
 
+Result<uint16_t> Queue::avail_index(const GuestMemory& mem) const {
+  if (size == 0) return make_error("queue used before it was set up");
+  return mem.read_obj<uint16_t>(GuestAddress(avail_ring.value + kAvailIdx));
+}
+
+Status Queue::notify_on_next_post(GuestMemory& mem) {
+  if (!event_idx) return {};
+  auto idx = avail_index(mem);
+  if (!idx) return idx.error();
+  return mem.write_obj(GuestAddress(used_ring.value + kUsedRing + uint64_t{size} * kUsedElem), *idx);
+}
+
 Result<std::optional<DescriptorChain>> Queue::pop(GuestMemory& mem) {
   if (size == 0) return make_error("queue used before it was set up");
   auto avail_idx = mem.read_obj<uint16_t>(GuestAddress(avail_ring.value + kAvailIdx));

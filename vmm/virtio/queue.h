@@ -57,6 +57,11 @@ class Queue {
   // The next available chain, nothing when the driver has posted none, or an error when the
   // driver broke the protocol (the device must then stop using this queue).
   Result<std::optional<DescriptorChain>> pop(GuestMemory& mem);
+  // The driver's available index: how many chains it has posted, ever (mod 2^16).
+  Result<uint16_t> avail_index(const GuestMemory& mem) const;
+  // With EVENT_IDX, the driver notifies only when its index passes what we last consumed; this
+  // asks for a notification at its next post even though we consume nothing.
+  Status notify_on_next_post(GuestMemory& mem);
   // Returns a chain to the driver with `len` bytes written into it.
   Status add_used(GuestMemory& mem, uint16_t head, uint32_t len);
   // Whether the driver wants an interrupt for what was added since the last notification.

@@ -211,6 +211,7 @@ Status MmioTransport::save(snapshot::Writer& w) const {
   w.boolean(broken_);
   w.u32(static_cast<uint32_t>(queues_.size()));
   for (const auto& q : queues_) q.save(w);
+  device_->save(w);
   return {};
 }
 
@@ -239,6 +240,7 @@ Status MmioTransport::restore(snapshot::Reader& r) {
   uint32_t nqueues = r.u32("virtio queue count");
   if (r.ok() && nqueues != queues_.size()) r.fail("virtio queue count", "differs from the device's");
   for (auto& q : queues_) q.restore(r);
+  device_->restore(r);
   HUSK_TRY(r.status());
   if (driver_features_ & ~device_features_) return make_error(ErrorCode::kInvalidArgument, "snapshot: driver features not offered");
   if (!active) return {};

@@ -95,7 +95,7 @@ void Vsock::reset() {
   while (!conns_.empty()) close(conns_.begin()->first);
   rx_.clear();
   mem_ = nullptr, queues_ = nullptr, notifier_ = nullptr;
-  expiry_scheduled_ = pump_all_ = false;
+  expiry_scheduled_ = pump_all_ = reset_unacked_ = false;
 }
 
 uint32_t Vsock::peer_credit(const Conn& c) const {
@@ -224,7 +224,8 @@ Status Vsock::on_host_read(uint64_t id, std::span<const uint8_t> bytes) {
     }
     c.early.assign(bytes.begin() + static_cast<std::ptrdiff_t>(nl) + 1, bytes.end());
     c.peer_port = port;
-    c.local_port = next_local_port_++;
+    c.local_port = next_local_port_;
+    next_local_port_ = next_local_port_ == UINT32_MAX ? kFirstLocalPort : next_local_port_ + 1;
     c.state = State::kConnecting;
     c.deadline_ns = clock_() + kRequestTimeoutNs;
     Conn& added = add(Key{c.local_port, c.peer_port}, std::move(c));
@@ -392,7 +393,7 @@ Status Vsock::handle_tx(const DescriptorChain& chain) {
 
 void Vsock::schedule_expiry() {
   if (!notifier_ || expiry_scheduled_) return;
-  bool any = !accepting_.empty();
+  bool any = !accepting_.empty() || reset_unacked_;
   for (const auto& [k, c] : conns_) any = any || c.deadline_ns != 0;
   if (!any) return;
   expiry_scheduled_ = true;
@@ -419,6 +420,14 @@ void Vsock::expire(uint64_t now) {
   }
 }
 
+void Vsock::save(snapshot::Writer& w) const { w.u32(next_local_port_); }
+
+void Vsock::restore(snapshot::Reader& r) {
+  uint32_t next = r.u32("vsock next host port");
+  if (r.ok() && next < kFirstLocalPort) return r.fail("vsock next host port", "is below the range host streams use");
+  if (r.ok()) next_local_port_ = next;
+}
+
 void Vsock::restored() {
   if (!queues_ || !(*queues_)[kEventQueue].ready) return;
   Queue& q = (*queues_)[kEventQueue];
@@ -431,14 +440,33 @@ void Vsock::restored() {
   auto& c = **chain;
   Status s = copy_to_chain(*mem_, c.writable, 0, {reinterpret_cast<const uint8_t*>(&kTransportReset), 4});
   if (s) s = q.add_used(*mem_, c.head, 4);
+  // The guest re-posts the buffer once it handled the event: that kick is the acknowledgement.
+  auto idx = q.avail_index(*mem_);
+  if (s && idx) s = q.notify_on_next_post(*mem_);
   if (s) s = notify_used(q, *mem_, *notifier_);
-  if (!s) LOG_WARN("vsock: transport reset after restore: %s", s.error().message.c_str());
+  if (!s || !idx) {
+    LOG_WARN("vsock: transport reset after restore: %s", (s ? idx.error() : s.error()).message.c_str());
+    return;
+  }
+  reset_unacked_ = true;
+  reset_avail_ = *idx;
+  reset_deadline_ns_ = clock_() + kResetAckTimeoutNs;
+  schedule_expiry();
 }
 
 Status Vsock::process_queue(uint16_t index) {
   if (!queues_) return {};
-  if (index == kEventQueue) {  // our expiry timer (or a guest kick, which does no harm)
+  if (index == kEventQueue) {  // our expiry timer, or the guest re-posting event buffers
     expiry_scheduled_ = false;
+    if (reset_unacked_) {
+      auto idx = (*queues_)[kEventQueue].avail_index(*mem_);
+      if (!idx || *idx != reset_avail_) {
+        reset_unacked_ = false;
+      } else if (clock_() >= reset_deadline_ns_) {
+        LOG_WARN("vsock: the restored guest did not take its transport reset event in time: delivering anyway");
+        reset_unacked_ = false;
+      }
+    }
     expire(clock_());
     schedule_expiry();
   }
@@ -454,7 +482,7 @@ Status Vsock::process_queue(uint16_t index) {
 }
 
 Status Vsock::deliver() {
-  if (!queues_) return {};
+  if (!queues_ || reset_unacked_) return {};
   Queue& rx = (*queues_)[kRxQueue];
   bool used = false;
   while (!rx_.empty()) {

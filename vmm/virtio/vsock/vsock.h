@@ -57,6 +57,11 @@ class Vsock : public Device {
   // After a restore every stream the guest had is gone on the host side: the guest is told with
   // a transport reset event (spec 5.10.6.6), as Firecracker does, and closes its sockets.
   void restored() override;
+  // A restored guest still holds its streams (until the reset event is handled) on the host
+  // ports the snapshotted VM had used: new streams continue after them, or a CONNECT would
+  // land on a stale stream and go unanswered.
+  void save(snapshot::Writer& w) const override;
+  void restore(snapshot::Reader& r) override;
 
   static constexpr uint32_t kBufAlloc = 256 * 1024;  // what each stream may have in flight to us
   static constexpr size_t kMaxConnections = 1023;
@@ -64,6 +69,7 @@ class Vsock : public Device {
   static constexpr uint64_t kConnectLineTimeoutNs = 5'000'000'000;   // host client: "CONNECT n"
   static constexpr uint64_t kRequestTimeoutNs = 10'000'000'000;      // guest: answer a REQUEST
   static constexpr uint64_t kHalfOpenTimeoutNs = 60'000'000'000;     // guest silent after host EOF
+  static constexpr uint64_t kResetAckTimeoutNs = 1'000'000'000;      // guest: handle the reset event
 
   // For tests: streams and packets the device holds, and the clock deadlines are kept by.
   size_t connections() const { return conns_.size() + accepting_.size(); }
@@ -120,7 +126,8 @@ class Vsock : public Device {
   std::map<uint32_t, UniqueFd> port_fds_;  // cfg_.port_fds, owned
   HostIo* io_ = nullptr;
   uint64_t next_id_ = 1;
-  uint32_t next_local_port_ = 1u << 30;
+  static constexpr uint32_t kFirstLocalPort = 1u << 30;  // host ports for host-initiated streams
+  uint32_t next_local_port_ = kFirstLocalPort;
   std::map<uint64_t, Conn> accepting_;  // host connections before their CONNECT line
   std::map<Key, Conn> conns_;
   std::map<uint64_t, Key> keys_;  // host I/O id -> stream: callbacks look streams up by id
@@ -131,6 +138,11 @@ class Vsock : public Device {
   std::function<uint64_t()> clock_;
   bool expiry_scheduled_ = false;
   bool pump_all_ = false;  // the queue was full: pump every stream once it drains
+  // After a restore, nothing goes to the guest until it has handled the transport reset (it
+  // re-posts the event buffer): a new stream would be reset along with the stale ones.
+  bool reset_unacked_ = false;
+  uint16_t reset_avail_ = 0;  // the event queue's available index when the reset was sent
+  uint64_t reset_deadline_ns_ = 0;
 };
 
 }  // namespace husk::virtio
