@@ -33,7 +33,7 @@ Result<Config> load_config(const std::string& given) {
                                   "vcpus", "memory_mib", "agent_timeout_ms", "state_dir", "console",
                                   "console_limit", "max_vcpus", "max_memory_mib", "jail", "jailer", "jail_uid_min",
                                   "jail_uid_count", "jail_memory_overhead_mib", "vmm_seccomp", "vmm_args", "start",
-                                  "template_dir"};
+                                  "template_dir", "virtiofs_cache"};
     for (const auto& [k, v] : j.items())
       if (std::find(std::begin(known), std::end(known), k) == std::end(known))
         return make_error("shim config %s: unknown field \"%s\"", path.c_str(), k.c_str());
@@ -48,6 +48,7 @@ Result<Config> load_config(const std::string& given) {
     str("kernel", &c.kernel);
     str("initramfs", &c.initramfs);
     str("virtiofsd", &c.virtiofsd);
+    str("virtiofs_cache", &c.virtiofs_cache);
     str("agent", &c.agent);
     str("log_level", &c.log_level);
     str("state_dir", &c.state_dir);
@@ -77,6 +78,8 @@ Result<Config> load_config(const std::string& given) {
     return make_error("shim config %s: start must be \"boot\" or \"template\"", path.c_str());
   if (!c.template_dir.empty() && c.template_dir[0] != '/')
     return make_error("shim config %s: template_dir must be an absolute path", path.c_str());
+  if (c.virtiofs_cache != "auto" && c.virtiofs_cache != "none" && c.virtiofs_cache != "always")
+    return make_error("shim config %s: virtiofs_cache must be \"auto\", \"none\" or \"always\"", path.c_str());
   if (c.console != "file" && c.console != "off") return make_error("shim config %s: console must be \"file\" or \"off\"", path.c_str());
   if (c.vmm_seccomp != "kill" && c.vmm_seccomp != "log" && c.vmm_seccomp != "off")
     return make_error("shim config %s: vmm_seccomp must be \"kill\", \"log\" or \"off\"", path.c_str());

@@ -21,6 +21,10 @@ struct Config {
   std::string kernel = "/usr/local/share/husk/vmlinux";
   std::string initramfs = "/usr/local/share/husk/agent-initramfs.cpio";
   std::string virtiofsd = "/usr/lib/qemu/virtiofsd";
+  // virtiofsd's cache mode: "auto" (the guest keeps names and attributes for a second, as NFS
+  // does; virtiofsd's and Kata's default), "none" (every lookup asks the host: a change on the
+  // host is seen at once, each path walk costs a round trip per component) or "always".
+  std::string virtiofs_cache = "auto";
   std::string agent = "/usr/local/bin/husk-agent";  // host mode
   unsigned vcpus = 1;
   unsigned memory_mib = 256;

@@ -85,6 +85,8 @@ void write_address(const std::string& address) {
   std::fputs(address.c_str(), stdout);
 }
 
+int serve(const Args& a);
+
 int start(const Args& a) {
   std::string group = grouping(a);
   std::string path = socket_path(a, group);
@@ -111,16 +113,12 @@ int start(const Args& a) {
     dup2(null, 1);
     int log = open("log", O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // the FIFO containerd opened in the bundle
     dup2(log >= 0 ? log : null, 2);
-    std::string self = "/proc/self/exe";
-    std::string fdarg = std::to_string(fd);
-    fcntl(fd, F_SETFD, 0);  // keep the listening socket across exec
-    std::vector<std::string> args = {"containerd-shim-husk-v2", "-namespace", a.get("namespace"), "-address",
-                                     a.get("address"), "-id", group, "-socket-fd", fdarg, "serve"};
-    std::vector<char*> argv;
-    for (auto& s : args) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    execv(self.c_str(), argv.data());
-    _exit(127);
+    // No exec: this process has no threads yet and has loaded everything the server needs;
+    // a second exec of this binary (some 60 shared libraries) is a visible part of a start.
+    Args server = a;
+    server.flags["id"] = group;
+    server.flags["socket-fd"] = std::to_string(fd);
+    std::exit(serve(server));
   }
   write_address(address);
   return 0;

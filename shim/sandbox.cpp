@@ -234,7 +234,7 @@ class VmSandbox : public Sandbox {
     // slave of the host's mounts). Unjailed, or where / is an initramfs (pivot_root refuses to
     // leave one: the test host), chroot.
     bool ns_sandbox = jail_ && !root_is_initramfs();
-    std::vector<std::string> fsd_args = {"--fd=3", "-o", "source=" + share_->export_dir(), "-o", "cache=none", "-o",
+    std::vector<std::string> fsd_args = {"--fd=3", "-o", "source=" + share_->export_dir(), "-o", "cache=" + c_.virtiofs_cache, "-o",
                                          ns_sandbox ? "sandbox=namespace" : "sandbox=chroot", "--rlimit-nofile=4096"};
     std::vector<std::string> fsd_cmd = {c_.virtiofsd};
     fsd_cmd.insert(fsd_cmd.end(), fsd_args.begin(), fsd_args.end());

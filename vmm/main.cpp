@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "vmm/vm/config.h"
 #include "vmm/vm/microvm.h"
+#include "vmm/vm/snapshot_load.h"
 #include "vmm/vm/timing.h"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   }
   husk::log::set_level(static_cast<husk::log::Level>(cfg->log_level));
 
+  if (cfg->await_load) return husk::run_after_snapshot_load(*cfg);
   auto vm = husk::MicroVm::build(*cfg);
   if (!vm) {
     LOG_ERROR("%s", vm.error().message.c_str());

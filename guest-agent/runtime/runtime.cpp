@@ -232,6 +232,8 @@ Status Runtime::resolve_rootfs(const RootfsSource& r, const oci::Spec& spec, Con
 }
 
 Result<int> Runtime::create(const CreateRequest& req) {
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
   HUSK_TRY(check_id("container id", req.id));
   auto parsed = oci::parse_spec(req.config_json);
   if (!parsed) return err(ErrorCode::kInvalidArgument, parsed.error().message);
@@ -267,7 +269,9 @@ Result<int> Runtime::create(const CreateRequest& req) {
     containers_.erase(c->id);
     return e;
   };
+  auto t1 = Clock::now();
   if (auto s = resolve_rootfs(req.rootfs, spec, *c); !s) return fail(s.error());
+  auto t2 = Clock::now();
   auto cg = Cgroup::create(spec.cgroups_path.empty() ? opts_.cgroup_parent + "/" + c->id : spec.cgroups_path,
                            opts_.missing_controllers_ok);
   if (!cg) return fail(err(ErrorCode::kFailedPrecondition, cg.error().message));
@@ -276,6 +280,7 @@ Result<int> Runtime::create(const CreateRequest& req) {
     return fail(err(ErrorCode::kFailedPrecondition, "cgroup " + c->cgroup->path() + " already has processes"));
   if (auto s = c->cgroup->apply(spec.resources); !s) return fail(err(ErrorCode::kFailedPrecondition, s.error().message));
 
+  auto t3 = Clock::now();
   LaunchPlan plan;
   plan.spec = &spec;
   plan.process = &spec.process;
@@ -295,7 +300,9 @@ Result<int> Runtime::create(const CreateRequest& req) {
   std::function<void(Process&)> attach;
   if (auto s = setup_stdio(req.stdio, spec.process.terminal, spec.process, &plan, &child_ends, &attach); !s)
     return fail(s.error());
+  auto t4 = Clock::now();
   auto launched = launch(plan);
+  auto t5 = Clock::now();
   child_ends.clear();
   if (!launched) return fail(err(ErrorCode::kFailedPrecondition, "creating container " + c->id + ": " + launched.error().message));
   c->launched = std::move(launched.value());
@@ -304,7 +311,10 @@ Result<int> Runtime::create(const CreateRequest& req) {
   track(c->init);
   c->oom_kills = c->cgroup->oom_kills();
   watch_oom(*c);
-  LOG_INFO("created container %s (pid %d)", c->id.c_str(), c->launched.pid);
+  auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  LOG_INFO("created container %s (pid %d) in %.1f ms: spec %.1f, rootfs %.1f, cgroup %.1f, stdio %.1f, launch %.1f, watch %.1f",
+           c->id.c_str(), c->launched.pid, ms(t0, Clock::now()), ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4), ms(t4, t5),
+           ms(t5, Clock::now()));
   return c->launched.pid;
 }
 

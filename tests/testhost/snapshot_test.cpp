@@ -147,7 +147,27 @@ echo "UNKNOWN=$(api /tmp/api9.sock GET /machine-config)"
 echo "WRONG_METHOD=$(api /tmp/api9.sock DELETE /vm)"
 echo "HUGE=$(head -c 100000 /dev/zero | tr '\0' a | curl -s --unix-socket /tmp/api9.sock -X PATCH http://localhost/vm --data-binary @- -w ' HTTP=%{http_code}')"
 echo "STILL_ANSWERS=$(api /tmp/api9.sock GET /vm)"
+echo "LOAD_TO_RUNNING=$(api /tmp/api9.sock PUT /snapshot/load '{"snapshot_path":"/tmp/s.state","mem_file_path":"/tmp/s.mem"}')"
 kill $pid; wait $pid
+# Firecracker's way: a husk-vmm with its devices and --api only, loaded through the API. A load
+# that fails (no memory file) leaves it waiting; the good one comes up paused (no resume_vm).
+cp /tmp/disk.img /tmp/diskl.img
+"$HUSK_VMM" --api /tmp/load.sock --blk /tmp/diskl.img --rng --vsock 3,/tmp/vl.sock --console /tmp/conl 2>/tmp/vmml.log &
+pid=$!
+wait_for 30 "the API socket" test -S /tmp/load.sock
+echo "NOT_STARTED=$(api /tmp/load.sock GET /vm)"
+echo "EARLY_PAUSE=$(api /tmp/load.sock PATCH /vm '{"state":"Paused"}')"
+echo "LOAD_MISSING=$(api /tmp/load.sock PUT /snapshot/load '{"snapshot_path":"/tmp/s.state","mem_backend":{"backend_path":"/tmp/nothing.mem","backend_type":"File"}}')"
+echo "LOAD=$(api /tmp/load.sock PUT /snapshot/load '{"snapshot_path":"/tmp/s.state","mem_backend":{"backend_path":"/tmp/s.mem","backend_type":"File"}}')"
+echo "LOADED_STATE=$(api /tmp/load.sock GET /vm)"
+sleep 3
+echo "TICKS_WHILE_PAUSED=$(grep -c TICK= /tmp/conl)"
+echo "LOAD_AGAIN=$(api /tmp/load.sock PUT /snapshot/load '{"snapshot_path":"/tmp/s.state","mem_file_path":"/tmp/s.mem"}')"
+echo "LOADED_RESUME=$(api /tmp/load.sock PATCH /vm '{"state":"Resumed"}')"
+wait_for 120 "the loaded copy to tick" sh -c "[ \$(grep -c TICK= /tmp/conl) -ge 2 ]" && echo LOADED_COUNTS=1
+echo "LOADED_DISK=$(grep -oE 'DISK=[0-9a-f]{12}' /tmp/conl | sort -u | cut -d= -f2 | tr '\n' ' ')"
+kill $pid; wait $pid
+[ -e /tmp/load.sock ] || echo LOAD_SOCKET_REMOVED=1
 )SH",
                          kAdds);
   ASSERT_NE(r.exit_code, kTesthostBroken) << r.output;
@@ -176,6 +196,20 @@ kill $pid; wait $pid
   EXPECT_TRUE(r.value("HUGE").find("HTTP=400") != std::string::npos || r.value("HUGE").find("HTTP=000") != std::string::npos)
       << r.output;
   EXPECT_EQ(r.value("STILL_ANSWERS"), "{\"state\":\"Running\"} HTTP=200") << r.output;
+  EXPECT_NE(r.value("LOAD_TO_RUNNING").find("already runs a VM"), std::string::npos) << r.output;
+
+  EXPECT_EQ(r.value("NOT_STARTED"), "{\"state\":\"Not started\"} HTTP=200") << r.output;
+  EXPECT_NE(r.value("EARLY_PAUSE").find("load a snapshot first"), std::string::npos) << r.output;
+  EXPECT_NE(r.value("LOAD_MISSING").find("cannot open the memory file"), std::string::npos) << r.output;
+  EXPECT_NE(r.value("LOAD_MISSING").find("HTTP=400"), std::string::npos) << r.output;
+  EXPECT_EQ(r.value("LOAD"), " HTTP=204") << r.output;
+  EXPECT_EQ(r.value("LOADED_STATE"), "{\"state\":\"Paused\"} HTTP=200") << r.output;
+  EXPECT_EQ(r.value("TICKS_WHILE_PAUSED"), "0") << r.output;
+  EXPECT_NE(r.value("LOAD_AGAIN").find("already runs a VM"), std::string::npos) << r.output;
+  EXPECT_EQ(r.value("LOADED_RESUME"), " HTTP=204") << r.output;
+  EXPECT_EQ(r.value("LOADED_COUNTS"), "1") << r.output;
+  EXPECT_EQ(r.value("LOADED_DISK"), r.value("MARKER_MD5") + " ") << r.output;  // the snapshot's disk contents
+  EXPECT_EQ(r.value("LOAD_SOCKET_REMOVED"), "1") << r.output;
 }
 
 TEST(Snapshot, AgentCopiesAnswerRunContainersWithFreshRandomnessAndTheHostsClock) {

@@ -128,6 +128,10 @@ TEST_F(ConfigFile, ReadsFields) {
   EXPECT_EQ(c->vcpus, 2u);
   EXPECT_EQ(c->memory_mib, 512u);
   EXPECT_EQ(c->kernel, "/k");
+  EXPECT_EQ(c->virtiofs_cache, "auto");  // virtiofsd's default: names and attributes kept a second
+  auto none = load_config(write(R"({"virtiofs_cache":"none"})"));
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(none->virtiofs_cache, "none");
 }
 
 TEST_F(ConfigFile, RejectsTyposAndBadValues) {
@@ -138,6 +142,9 @@ TEST_F(ConfigFile, RejectsTyposAndBadValues) {
   EXPECT_FALSE(load_config(write(R"({"vcpus":0})")));
   EXPECT_FALSE(load_config(write(R"({"memory_mib":16})")));
   EXPECT_FALSE(load_config(write(R"({"vcpus":"two"})")));
+  auto cache = load_config(write(R"({"virtiofs_cache":"never"})"));
+  ASSERT_FALSE(cache);
+  EXPECT_NE(cache.error().message.find("virtiofs_cache must be"), std::string::npos) << cache.error().message;
   EXPECT_FALSE(load_config(write("{")));
   EXPECT_FALSE(load_config("/nonexistent/husk.json"));  // named explicitly: must exist
 }

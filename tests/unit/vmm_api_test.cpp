@@ -17,7 +17,8 @@ struct ApiTest : ::testing::Test {
              [this](const std::string& s, const std::string& m) {
                state_path = s, mem_path = m;
                return snapshot_result;
-             }};
+             },
+             nullptr, nullptr};
   Response call(const char* method, const char* target, const std::string& body = "") {
     return handle(method, target, body, h);
   }
@@ -72,6 +73,71 @@ TEST_F(ApiTest, MalformedRequestsAreRefusedWithAMessage) {
   }
   EXPECT_EQ(pauses, 0);
   EXPECT_TRUE(state_path.empty());
+}
+
+// husk-vmm --api alone: nothing but a load until a snapshot is loaded (Firecracker's shapes).
+TEST_F(ApiTest, SnapshotLoadIsAllAVmmWithoutAVmTakes) {
+  std::string loaded_state, loaded_mem;
+  bool resumed = false;
+  int loaded = 0;
+  Status load_result;
+  h.snapshot_load = [&](const std::string& st, const std::string& m, bool r) {
+    loaded_state = st, loaded_mem = m, resumed = r;
+    return load_result;
+  };
+  h.loaded = [&] { ++loaded; };
+  EXPECT_EQ(call("GET", "/vm").body, R"({"state":"Not started"})");
+  EXPECT_EQ(call("PATCH", "/vm", R"({"state": "Paused"})").status, 400u);
+  EXPECT_EQ(call("PUT", "/snapshot/create", R"({"snapshot_path": "/s", "mem_file_path": "/m"})").status, 400u);
+  EXPECT_EQ(pauses, 0);
+  EXPECT_TRUE(state_path.empty());
+
+  auto r = call("PUT", "/snapshot/load",
+                R"({"snapshot_path": "/s", "mem_backend": {"backend_path": "/m", "backend_type": "File"}, "enable_diff_snapshots": false, "resume_vm": true})");
+  EXPECT_EQ(r.status, 204u) << r.body;
+  EXPECT_EQ(loaded_state, "/s");
+  EXPECT_EQ(loaded_mem, "/m");
+  EXPECT_TRUE(resumed);
+  ASSERT_TRUE(r.then);  // the VMM switches to the loaded VM once this answer is out
+  r.then();
+  EXPECT_EQ(loaded, 1);
+
+  r = call("PUT", "/snapshot/load", R"({"snapshot_path": "/s2", "mem_file_path": "fd=5"})");
+  EXPECT_EQ(r.status, 204u) << r.body;
+  EXPECT_EQ(loaded_mem, "fd=5");
+  EXPECT_FALSE(resumed);  // Firecracker's default: loaded paused
+
+  load_result = make_error("snapshot device mismatch: ...");
+  r = call("PUT", "/snapshot/load", R"({"snapshot_path": "/s", "mem_file_path": "/m"})");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("snapshot device mismatch"), std::string::npos) << r.body;
+  EXPECT_FALSE(r.then);
+
+  loaded_state.clear();
+  for (const char* bad : {
+           R"({"mem_file_path": "/m"})",
+           R"({"snapshot_path": "/s"})",
+           R"({"snapshot_path": "", "mem_file_path": "/m"})",
+           R"({"snapshot_path": "/s", "mem_file_path": "/s"})",
+           R"({"snapshot_path": "/s", "mem_file_path": "/m", "mem_backend": {"backend_path": "/m", "backend_type": "File"}})",
+           R"({"snapshot_path": "/s", "mem_backend": {"backend_path": "/m", "backend_type": "Uffd"}})",
+           R"({"snapshot_path": "/s", "mem_backend": {"backend_path": "/m"}})",
+           R"({"snapshot_path": "/s", "mem_backend": {"backend_type": "File"}})",
+           R"({"snapshot_path": "/s", "mem_backend": {"backend_path": "/m", "backend_type": "File", "x": 1}})",
+           R"({"snapshot_path": "/s", "mem_backend": "/m"})",
+           R"({"snapshot_path": "/s", "mem_file_path": "/m", "enable_diff_snapshots": true})",
+           R"({"snapshot_path": "/s", "mem_file_path": "/m", "resume_vm": "yes"})",
+           R"({"snapshot_path": "/s", "mem_file_path": "/m", "network_overrides": []})",
+           R"({"snapshot_path": 7, "mem_file_path": "/m"})",
+           "[]",
+           "{",
+       }) {
+    r = call("PUT", "/snapshot/load", bad);
+    EXPECT_EQ(r.status, 400u) << bad;
+    EXPECT_NE(r.body.find("fault_message"), std::string::npos) << bad;
+  }
+  EXPECT_TRUE(loaded_state.empty());
+  EXPECT_EQ(call("GET", "/snapshot/load").status, 405u);
 }
 
 }  // namespace

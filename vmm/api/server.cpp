@@ -20,7 +20,7 @@ using Json = nlohmann::json;
 using boost::asio::local::stream_protocol;
 
 Response fault(unsigned status, const std::string& message) {
-  return Response{status, Json{{"fault_message", message}}.dump()};
+  return Response{status, Json{{"fault_message", message}}.dump(), nullptr};
 }
 
 Response from_status(const Status& s) {
@@ -41,7 +41,7 @@ Result<Json> object_of_strings(const std::string& body, std::initializer_list<co
 }
 
 Response vm(const std::string& method, const std::string& body, const Handlers& h) {
-  if (method == "GET") return Response{200, Json{{"state", h.paused() ? "Paused" : "Running"}}.dump()};
+  if (method == "GET") return Response{200, Json{{"state", h.paused() ? "Paused" : "Running"}}.dump(), nullptr};
   if (method != "PATCH") return fault(405, "/vm takes GET or PATCH");
   auto j = object_of_strings(body, {"state"});
   if (!j) return fault(400, j.error().message);
@@ -67,14 +67,62 @@ Response snapshot_create(const std::string& method, const std::string& body, con
   return from_status(h.snapshot_create(state, mem));
 }
 
+// Firecracker's shape: the memory file as mem_backend {backend_path, backend_type "File"} or
+// the older mem_file_path; diff snapshots and userfaultfd backends are not ours.
+Response snapshot_load(const std::string& method, const std::string& body, const Handlers& h) {
+  if (method != "PUT") return fault(405, "/snapshot/load takes PUT");
+  if (!h.snapshot_load)
+    return fault(400, "this husk-vmm already runs a VM: a snapshot is loaded by a husk-vmm started with --api and no "
+                      "--kernel or --restore (or at its start: --restore STATE,MEM)");
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return fault(400, "the request body must be a JSON object");
+  std::string state, mem;
+  bool resume = false;
+  for (auto& [key, value] : j.items()) {
+    if (key == "snapshot_path" || key == "mem_file_path") {
+      if (!value.is_string() || value.get_ref<const std::string&>().empty()) return fault(400, "field '" + key + "' must be a non-empty string");
+      (key == "snapshot_path" ? state : mem) = value.get<std::string>();
+    } else if (key == "mem_backend") {
+      if (!value.is_object()) return fault(400, "field 'mem_backend' must be an object");
+      for (auto& [k, v] : value.items())
+        if (k != "backend_path" && k != "backend_type") return fault(400, "unknown field 'mem_backend." + k + "'");
+      if (!value.contains("backend_type") || value["backend_type"] != "File")
+        return fault(400, "mem_backend.backend_type must be \"File\" (husk-vmm maps the memory file MAP_PRIVATE)");
+      if (!value.contains("backend_path") || !value["backend_path"].is_string() || value["backend_path"].get_ref<const std::string&>().empty())
+        return fault(400, "field 'mem_backend.backend_path' must be a non-empty string");
+      if (!mem.empty()) return fault(400, "give the memory file once: mem_backend or mem_file_path");
+      mem = value["backend_path"].get<std::string>();
+    } else if (key == "resume_vm" || key == "enable_diff_snapshots") {
+      if (!value.is_boolean()) return fault(400, "field '" + key + "' must be true or false");
+      if (key == "enable_diff_snapshots" && value.get<bool>()) return fault(400, "diff snapshots are not supported");
+      if (key == "resume_vm") resume = value.get<bool>();
+    } else {
+      return fault(400, "unknown field '" + key + "'");
+    }
+  }
+  if (state.empty()) return fault(400, "field 'snapshot_path' is required");
+  if (mem.empty()) return fault(400, "field 'mem_backend' (or 'mem_file_path') is required");
+  if (j.contains("mem_backend") && j.contains("mem_file_path")) return fault(400, "give the memory file once: mem_backend or mem_file_path");
+  if (state == mem) return fault(400, "the state and memory files must differ");
+  Response r = from_status(h.snapshot_load(state, mem, resume));
+  if (r.status == 204) r.then = h.loaded;
+  return r;
+}
+
+// Before a snapshot is loaded there is no VM to pause, resume or snapshot.
+bool no_vm_yet(const Handlers& h) { return static_cast<bool>(h.snapshot_load); }
+
 }  // namespace
 
 Response handle(const std::string& method, const std::string& target, const std::string& body,
                 const Handlers& handlers) {
+  if (target == "/snapshot/load") return snapshot_load(method, body, handlers);
+  if (no_vm_yet(handlers) && (target == "/vm" || target == "/snapshot/create")) {
+    if (target == "/vm" && method == "GET") return Response{200, Json{{"state", "Not started"}}.dump(), nullptr};
+    return fault(400, "no VM yet: load a snapshot first (PUT /snapshot/load)");
+  }
   if (target == "/vm") return vm(method, body, handlers);
   if (target == "/snapshot/create") return snapshot_create(method, body, handlers);
-  if (target == "/snapshot/load")
-    return fault(400, "husk-vmm loads snapshots when it starts: husk-vmm --restore STATE,MEM");
   return fault(404, "no such endpoint: " + target);
 }
 
@@ -137,7 +185,8 @@ struct Server::Impl {
     response.body() = r.body;
     response.keep_alive(keep_alive);
     response.prepare_payload();
-    http::async_write(socket, response, [this, keep_alive](boost::system::error_code ec, size_t) {
+    http::async_write(socket, response, [this, keep_alive, then = r.then](boost::system::error_code ec, size_t) {
+      if (then) then();
       if (closed) return;
       if (!ec && keep_alive) return read();
       next();

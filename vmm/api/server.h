@@ -3,6 +3,10 @@
 //   GET   /vm                 -> {"state": "Running" | "Paused"}
 //   PATCH /vm                 {"state": "Paused" | "Resumed"}
 //   PUT   /snapshot/create    {"snapshot_path": STATE, "mem_file_path": MEM}  (a paused VM only)
+//   PUT   /snapshot/load      {"snapshot_path": STATE, "mem_backend": {"backend_path": MEM,
+//                              "backend_type": "File"}, "resume_vm": BOOL}  (or "mem_file_path":
+//                              MEM), only to a husk-vmm started with --api and no VM: it builds
+//                              the VM from the snapshot, paused unless resume_vm is true
 // Success is 204 (200 with a body for GET); a refused request is 400 with
 // {"fault_message": "..."}, a known path with the wrong method 405, an unknown path 404.
 // Served on the event loop, one connection at a time; requests are bounded in size and time.
@@ -23,11 +27,16 @@ struct Handlers {
   std::function<Status()> resume;
   std::function<bool()> paused;
   std::function<Status(const std::string& state_path, const std::string& mem_path)> snapshot_create;
+  // Set only while there is no VM yet (husk-vmm --api alone); then every other handler refuses.
+  std::function<Status(const std::string& state_path, const std::string& mem_path, bool resume)> snapshot_load;
+  // After a successful load's answer went out.
+  std::function<void()> loaded;
 };
 
 struct Response {
   unsigned status = 204;
   std::string body;  // JSON, or empty
+  std::function<void()> then;  // runs once the response is written
 };
 
 // One request, independent of the transport (unit tests and the fuzzer call it directly).

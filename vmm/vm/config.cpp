@@ -73,7 +73,7 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
   std::vector<std::string> nets;
   app.add_option("--net", nets, "virtio-net on a host tap: TAP[,MAC][,bw=B/s][,pps=N][,rx_bw=B/s][,rx_pps=N] (repeatable); TAP fd=N is an inherited tap, null a NIC with no host side");
   std::string api, restore;
-  app.add_option("--api", api, "Control socket (HTTP, Firecracker's endpoints): a unix socket PATH, or fd=N (an inherited listening socket)");
+  app.add_option("--api", api, "Control socket (HTTP, Firecracker's endpoints): a unix socket PATH, or fd=N (an inherited listening socket); alone (no --kernel or --restore) it waits for PUT /snapshot/load");
   auto* restore_opt = app.add_option("--restore", restore,
                                      "Start from a snapshot: STATE,MEM (files written by PUT /snapshot/create) instead of booting");
   restore_opt->excludes(kernel)->excludes(raw);
@@ -112,7 +112,9 @@ Result<VmConfig> parse_args(int argc, const char* const* argv, bool* exit_ok) {
     c.restore_mem = restore.substr(comma + 1);
     if (c.boot.initrd) return make_error("--initrd cannot be given with --restore: the snapshot holds the guest's memory");
   } else if (c.boot.kernel.empty() && c.boot.raw_image.empty()) {
-    return make_error("--kernel (or --bin, or --restore) is required (see --help)");
+    if (api.empty()) return make_error("--kernel (or --bin, or --restore, or --api to load a snapshot through it) is required (see --help)");
+    if (c.boot.initrd) return make_error("--initrd needs --kernel (a snapshot loaded through --api holds the guest's memory)");
+    c.await_load = true;
   }
   if (!api.empty()) {
     if (int fd; is_fd_spec(api, &fd)) c.api_fd = fd;

@@ -53,6 +53,8 @@ struct VmConfig {
   // command line must be the snapshotted VM's, in the same order (new backends: another vsock
   // socket, tap or disk file); --kernel, --initrd, --mem and --vcpus come from the snapshot.
   std::string restore_state, restore_mem;
+  // --api with no --kernel, --bin or --restore: wait for PUT /snapshot/load (vm/snapshot_load.h).
+  bool await_load = false;
   // Test-only: on SIGUSR2, vCPU 0 makes a call outside its allowlist (opens /etc/shadow), so
   // tests prove the filter kills husk-vmm and that the shim reports it.
   bool test_forbidden_syscall = false;

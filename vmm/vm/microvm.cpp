@@ -91,7 +91,8 @@ int MicroVm::run() {
   virtio_->start(io_);
   if (api) {
     api::Handlers h{[this] { return pause(); }, [this] { return resume(); }, [this] { return paused(); },
-                    [this](const std::string& state, const std::string& mem) { return snapshot(state, mem); }};
+                    [this](const std::string& state, const std::string& mem) { return snapshot(state, mem); },
+                    nullptr, nullptr};  // running: no snapshot to load
     auto server = api::Server::start(io_, cfg_.api_path, cfg_.api_fd, std::move(h));
     if (!server) {
       LOG_ERROR("%s", server.error().message.c_str());

@@ -47,6 +47,9 @@ class MicroVm {
   Status pause();
   Status resume();
   bool paused() const;
+  // Before run(): the vCPUs park before their first guest instruction, until resume()
+  // (a snapshot loaded through the API without resume_vm).
+  void start_paused();
   // Writes the state and memory files of a paused VM.
   Status snapshot(const std::string& state_path, const std::string& mem_path);
 

@@ -68,6 +68,12 @@ Status MicroVm::resume() {
   return {};
 }
 
+void MicroVm::start_paused() {
+  std::lock_guard l(pause_mu_);
+  pausing_ = true;
+  for (auto& v : vcpus_) v->run_struct()->immediate_exit = 1;  // the first KVM_RUN returns at once
+}
+
 bool MicroVm::paused() const {
   std::lock_guard l(pause_mu_);
   return pausing_ && parked_ == vcpus_.size();
