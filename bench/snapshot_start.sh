@@ -21,7 +21,10 @@ out=${HUSK_BENCH_OUT:-$build/bench}
 
 if [ -z "${HUSK_BENCH_INNER:-}" ]; then
   . "$src/scripts/lib/containerd.sh"
-  HUSK_BENCH_MEM=${HUSK_BENCH_MEM:-6144} ctd_testhost_bench "$src" "$build" "$out" snapshot_start 3000 "$n" "$sandboxes" || exit
+  rc=0
+  HUSK_BENCH_MEM=${HUSK_BENCH_MEM:-6144} ctd_testhost_bench "$src" "$build" "$out" snapshot_start 3000 "$n" "$sandboxes" || rc=$?
+  # A failure after the summary was printed (during cleanup) still leaves figures to keep.
+  grep -q '^CSV:' "$out/snapshot_start.txt" 2>/dev/null || exit "$((rc ? rc : 1))"
   # The CSVs were written in the test host; they came back in the summary: split them out.
   awk '/^CSV:/ {on = 1; next} on && /^  (mode,run|how,run|mode,sandboxes)/ {f = $1 ~ /^how/ ? "restore" : $1 ~ /sandboxes/ ? "memory" : "start"}
        on && /^  / {sub(/^  /, ""); print > (dir "/snapshot_" f ".csv")}' dir="$out" "$out/snapshot_start.txt"
@@ -40,7 +43,7 @@ plot "$out/snapshot_cold.dat" with linespoints title "husk, cold boot", \
 PLOT
     echo "plot: $out/snapshot_start.png  csv: $out/snapshot_start.csv $out/snapshot_restore.csv $out/snapshot_memory.csv"
   fi
-  exit
+  exit "$rc"
 fi
 
 . "$src/bench/lib.sh"
