@@ -157,6 +157,7 @@ pid=$!
 wait_for 30 "the API socket" test -S /tmp/load.sock
 echo "NOT_STARTED=$(api /tmp/load.sock GET /vm)"
 echo "EARLY_PAUSE=$(api /tmp/load.sock PATCH /vm '{"state":"Paused"}')"
+echo "EARLY_METRICS=$(api /tmp/load.sock GET /metrics)"
 echo "LOAD_MISSING=$(api /tmp/load.sock PUT /snapshot/load '{"snapshot_path":"/tmp/s.state","mem_backend":{"backend_path":"/tmp/nothing.mem","backend_type":"File"}}')"
 echo "LOAD=$(api /tmp/load.sock PUT /snapshot/load '{"snapshot_path":"/tmp/s.state","mem_backend":{"backend_path":"/tmp/s.mem","backend_type":"File"}}')"
 echo "LOADED_STATE=$(api /tmp/load.sock GET /vm)"
@@ -166,6 +167,10 @@ echo "LOAD_AGAIN=$(api /tmp/load.sock PUT /snapshot/load '{"snapshot_path":"/tmp
 echo "LOADED_RESUME=$(api /tmp/load.sock PATCH /vm '{"state":"Resumed"}')"
 wait_for 120 "the loaded copy to tick" sh -c "[ \$(grep -c TICK= /tmp/conl) -ge 2 ]" && echo LOADED_COUNTS=1
 echo "LOADED_DISK=$(grep -oE 'DISK=[0-9a-f]{12}' /tmp/conl | sort -u | cut -d= -f2 | tr '\n' ' ')"
+m=$(api /tmp/load.sock GET /metrics)
+echo "METRICS_IO_EXITS=$(echo "$m" | sed -n 's/.*"io_exits":\([0-9]*\).*/\1/p')"
+echo "METRICS_DEVICES=$(echo "$m" | grep -o '"type":"[a-z]*"' | cut -d'"' -f4 | tr '\n' ' ')"
+echo "METRICS_HTTP=$(echo "$m" | grep -o 'HTTP=[0-9]*')"
 kill $pid; wait $pid
 [ -e /tmp/load.sock ] || echo LOAD_SOCKET_REMOVED=1
 )SH",
@@ -210,6 +215,12 @@ kill $pid; wait $pid
   EXPECT_EQ(r.value("LOADED_COUNTS"), "1") << r.output;
   EXPECT_EQ(r.value("LOADED_DISK"), r.value("MARKER_MD5") + " ") << r.output;  // the snapshot's disk contents
   EXPECT_EQ(r.value("LOAD_SOCKET_REMOVED"), "1") << r.output;
+  // GET /metrics: the loaded VM's counters (its console ticks are port I/O exits), devices in
+  // slot order; none before a VM exists.
+  EXPECT_NE(r.value("EARLY_METRICS").find("HTTP=400"), std::string::npos) << r.output;
+  EXPECT_EQ(r.value("METRICS_HTTP"), "HTTP=200") << r.output;
+  EXPECT_GT(num(r.value("METRICS_IO_EXITS")), 0) << r.output;
+  EXPECT_EQ(r.value("METRICS_DEVICES"), "block rng vsock ") << r.output;
 }
 
 TEST(Snapshot, AgentCopiesAnswerRunContainersWithFreshRandomnessAndTheHostsClock) {

@@ -18,7 +18,8 @@ struct ApiTest : ::testing::Test {
                state_path = s, mem_path = m;
                return snapshot_result;
              },
-             nullptr, nullptr};
+             nullptr, nullptr,
+             [] { return std::string(R"({"vcpus":{"io_exits":7}})"); }};
   Response call(const char* method, const char* target, const std::string& body = "") {
     return handle(method, target, body, h);
   }
@@ -32,6 +33,15 @@ TEST_F(ApiTest, PauseResumeAndState) {
   EXPECT_EQ(call("GET", "/vm").body, R"({"state":"Paused"})");
   EXPECT_EQ(call("PATCH", "/vm", R"({"state": "Resumed"})").status, 204u);
   EXPECT_EQ(resumes, 1);
+}
+
+TEST_F(ApiTest, MetricsAreTheVmsCounters) {
+  auto r = call("GET", "/metrics");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, R"({"vcpus":{"io_exits":7}})");
+  EXPECT_EQ(call("PUT", "/metrics", "{}").status, 405u);
+  h.metrics = nullptr;  // no VM yet
+  EXPECT_EQ(call("GET", "/metrics").status, 400u);
 }
 
 TEST_F(ApiTest, SnapshotCreatePassesThePathsAndReportsFailures) {

@@ -117,6 +117,11 @@ bool no_vm_yet(const Handlers& h) { return static_cast<bool>(h.snapshot_load); }
 Response handle(const std::string& method, const std::string& target, const std::string& body,
                 const Handlers& handlers) {
   if (target == "/snapshot/load") return snapshot_load(method, body, handlers);
+  if (target == "/metrics") {
+    if (method != "GET") return fault(405, "/metrics takes GET");
+    if (!handlers.metrics) return fault(400, "no VM yet: load a snapshot first (PUT /snapshot/load)");
+    return Response{200, handlers.metrics(), nullptr};
+  }
   if (no_vm_yet(handlers) && (target == "/vm" || target == "/snapshot/create")) {
     if (target == "/vm" && method == "GET") return Response{200, Json{{"state", "Not started"}}.dump(), nullptr};
     return fault(400, "no VM yet: load a snapshot first (PUT /snapshot/load)");

@@ -3,6 +3,7 @@
 //   GET   /vm                 -> {"state": "Running" | "Paused"}
 //   PATCH /vm                 {"state": "Paused" | "Resumed"}
 //   PUT   /snapshot/create    {"snapshot_path": STATE, "mem_file_path": MEM}  (a paused VM only)
+//   GET   /metrics            {"uptime_ms", "state", "vcpus": {...}, "virtio": [...]}: counters
 //   PUT   /snapshot/load      {"snapshot_path": STATE, "mem_backend": {"backend_path": MEM,
 //                              "backend_type": "File"}, "resume_vm": BOOL}  (or "mem_file_path":
 //                              MEM), only to a husk-vmm started with --api and no VM: it builds
@@ -31,6 +32,9 @@ struct Handlers {
   std::function<Status(const std::string& state_path, const std::string& mem_path, bool resume)> snapshot_load;
   // After a successful load's answer went out.
   std::function<void()> loaded;
+  // GET /metrics: the VM's counters as a JSON object (vCPU exits, per-device notifications and
+  // interrupts); unset before a VM exists.
+  std::function<std::string()> metrics;
 };
 
 struct Response {

@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "common/log.h"
 #include "vmm/seccomp/filters.h"
@@ -52,6 +53,22 @@ void MicroVm::teardown() {
   mem_.reset();
 }
 
+std::string MicroVm::metrics() const {
+  nlohmann::json devices = nlohmann::json::array();
+  for (const auto& c : virtio_->counters()) {
+    const char* kind = c.type == virtio::kNet ? "net" : c.type == virtio::kBlock ? "block" : c.type == virtio::kRng ? "rng"
+                     : c.type == virtio::kVsock ? "vsock" : c.type == virtio::kFs ? "fs" : "other";
+    devices.push_back({{"type", kind}, {"notifications", c.notifications}, {"interrupts", c.interrupts}});
+  }
+  return nlohmann::json{{"uptime_ms", timing::since_start_us(timing::now_ns()) / 1000},
+                        {"state", paused() ? "Paused" : "Running"},
+                        {"vcpus", {{"count", vcpus_.size()},
+                                   {"io_exits", io_exits_.load(std::memory_order_relaxed)},
+                                   {"mmio_exits", mmio_exits_.load(std::memory_order_relaxed)}}},
+                        {"virtio", devices}}
+      .dump();
+}
+
 int MicroVm::run() {
   install_kick_handler();
   stop_.set_notify([this] {
@@ -92,7 +109,8 @@ int MicroVm::run() {
   if (api) {
     api::Handlers h{[this] { return pause(); }, [this] { return resume(); }, [this] { return paused(); },
                     [this](const std::string& state, const std::string& mem) { return snapshot(state, mem); },
-                    nullptr, nullptr};  // running: no snapshot to load
+                    nullptr, nullptr,  // running: no snapshot to load
+                    [this] { return metrics(); }};
     auto server = api::Server::start(io_, cfg_.api_path, cfg_.api_fd, std::move(h));
     if (!server) {
       LOG_ERROR("%s", server.error().message.c_str());

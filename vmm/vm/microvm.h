@@ -50,6 +50,8 @@ class MicroVm {
   // Before run(): the vCPUs park before their first guest instruction, until resume()
   // (a snapshot loaded through the API without resume_vm).
   void start_paused();
+  // GET /metrics: counters since this process started (JSON).
+  std::string metrics() const;
   // Writes the state and memory files of a paused VM.
   Status snapshot(const std::string& state_path, const std::string& mem_path);
 
@@ -97,6 +99,8 @@ class MicroVm {
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::jthread> threads_;
   // Pause: `pausing_` is read by vCPU threads after every kick; changed under pause_mu_.
+  // Exits served by vCPU threads (relaxed: counters only).
+  std::atomic<uint64_t> io_exits_{0}, mmio_exits_{0};
   mutable std::mutex pause_mu_;
   std::condition_variable pause_cv_;
   std::atomic<bool> pausing_{false};

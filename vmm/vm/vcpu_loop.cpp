@@ -55,6 +55,7 @@ bool MicroVm::handle_exit(kvm::Vcpu& vcpu) {
   kvm_run* run = vcpu.run_struct();
   switch (run->exit_reason) {
     case KVM_EXIT_IO: {
+      io_exits_.fetch_add(1, std::memory_order_relaxed);
       auto& io = run->io;
       uint64_t bytes = uint64_t{io.size} * io.count;
       if (io.size == 0 || io.size > 8 || io.data_offset > vcpu.run_size() ||
@@ -74,6 +75,7 @@ bool MicroVm::handle_exit(kvm::Vcpu& vcpu) {
       return true;
     }
     case KVM_EXIT_MMIO: {
+      mmio_exits_.fetch_add(1, std::memory_order_relaxed);
       auto& m = run->mmio;
       if (m.len == 0 || m.len > 8) {
         stop_.request(StopReason::kVmError, "malformed MMIO exit");

@@ -186,6 +186,12 @@ void VirtioDevices::start(boost::asio::io_context& io) {
     for (auto& k : kicks_) boost::asio::post(io, [t = k->transport, q = k->queue] { t->notify(q); });
 }
 
+std::vector<virtio::MmioTransport::Counters> VirtioDevices::counters() const {
+  std::vector<virtio::MmioTransport::Counters> out;
+  for (const auto& t : transports_) out.push_back(t->counters());
+  return out;
+}
+
 Status VirtioDevices::save(snapshot::Writer& w) const {
   w.u32(static_cast<uint32_t>(transports_.size()));
   for (const auto& t : transports_) HUSK_TRY(t->save(w));

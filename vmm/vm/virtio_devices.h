@@ -35,6 +35,8 @@ class VirtioDevices {
   // the guest will not kick again for work it already announced.
   Status save(snapshot::Writer& w) const;
   Status restore(snapshot::Reader& r);
+  // Each transport's counters, in slot order.
+  std::vector<virtio::MmioTransport::Counters> counters() const;
 
  private:
   // Watches use asynchronous reads, not readiness waits: Asio's reactor is edge-triggered and

@@ -253,6 +253,7 @@ Status MmioTransport::restore(snapshot::Reader& r) {
 }
 
 void MmioTransport::notify(uint16_t queue) {
+  notifications_.fetch_add(1, std::memory_order_relaxed);
   call_device([&]() -> Status {
     if (!active_ || queue >= queues_.size() || !queues_[queue].ready) return {};
     return device_->process_queue(queue);
@@ -279,6 +280,7 @@ void MmioTransport::host_written(uint64_t id, bool ok) {
 void MmioTransport::used_buffers() {
   // Called by the device inside process_queue (lock held).
   interrupt_status_.fetch_or(kIntUsed);
+  interrupts_.fetch_add(1, std::memory_order_relaxed);
   irq_->trigger();
 }
 

@@ -47,6 +47,12 @@ class MmioTransport : public BusDevice, private Notifier {
   // How retry_after() reaches the event loop (set before the guest runs).
   void set_scheduler(std::function<void(uint16_t queue, uint64_t ns)> schedule) { schedule_ = std::move(schedule); }
   size_t queue_count() const { return queues_.size(); }
+  // For GET /metrics: queue notifications served and interrupts raised since the start.
+  struct Counters {
+    uint32_t type;
+    uint64_t notifications, interrupts;
+  };
+  Counters counters() const { return {device_->type(), notifications_.load(), interrupts_.load()}; }
 
  private:
   void used_buffers() override;
@@ -78,6 +84,7 @@ class MmioTransport : public BusDevice, private Notifier {
   uint64_t driver_features_ = 0;
   uint32_t device_features_sel_ = 0, driver_features_sel_ = 0, queue_sel_ = 0;
   uint32_t status_ = 0;
+  std::atomic<uint64_t> notifications_{0}, interrupts_{0};
   std::atomic<uint32_t> interrupt_status_{0};  // also raised by devices completing later
   uint32_t config_generation_ = 0;
   bool active_ = false;
