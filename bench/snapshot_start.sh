@@ -51,7 +51,7 @@ fi
 mkdir -p "$out"
 D=$(mktemp -d /tmp/husk-bench-snap-XXXXXX)
 CTD_DIR=$D CTD_SHIM_DIR=${HUSK_SHIM_DIR:-$build/shim}
-trap ctd_cleanup EXIT
+trap 'ctd_cleanup || echo "cleanup: the benchmark left something of its containerd behind" >&2' EXIT  # the figures stand
 vmm=${HUSK_VMM:-$build/vmm/husk-vmm}
 kernel=${HUSK_KERNEL:-$build/images/vmlinux}
 initrd=${HUSK_AGENT_INITRD:-$build/images/agent-initramfs.cpio}
