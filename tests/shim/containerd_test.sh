@@ -282,6 +282,19 @@ check_match "network: a missing namespace is named in the error" '/var/run/netns
 ctr c rm nons >/dev/null 2>&1
 check "network: without a namespace the guest has only loopback" lo \
   "$(ctr run --rm "${rt[@]}" $img lonly sh -c "ip -o link show | awk -F': ' '{print \$2}'" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
+# The shim killed under a running pod: containerd runs `delete`, which takes the redirect off
+# the pod's eth0 (the tap went with the last process holding it) and stops the sandbox's helpers.
+ctr run -d "${rt[@]}" $(pod_ann sandbox crashpod) --with-ns network:/var/run/netns/$netns $img crashpod sleep 600 >/dev/null
+check "network: a pod runs again in the namespace" RUNNING "$(state crashpod)"
+check "network: with its tap and redirect" "1 1" "$(ip -n $netns -o link show | grep -c tap0_husk) $(tc -n $netns qdisc show dev eth0 | grep -c ingress)"
+kill -9 $(pids_of "containerd-shim-husk-v2.*-address $D")
+cleaned() { [ "$(tc -n $netns qdisc show dev eth0 | grep -c ingress)" = 0 ] && [ -z "$(pids_of "husk-jailer .*$D/run/")" ]; }
+wait_until 60 "containerd's delete after the killed shim" cleaned
+check "network: after the shim was killed, no redirect left on eth0" 0 "$(tc -n $netns qdisc show dev eth0 | grep -c ingress)"
+check "network: after the shim was killed, no tap left" 0 "$(ip -n $netns -o link show | grep -c _husk)"
+check "network: after the shim was killed, no husk-vmm or virtiofsd left" "" "$(pids_of "husk-jailer .*$D/run/|virtiofsd.*$D/run/")"
+check "network: after the shim was killed, the namespace's address untouched" 1 "$(ip -n $netns -o -4 addr show dev eth0 | grep -c 10.215.0.2/24)"
+ctr task rm -f crashpod >/dev/null 2>&1; ctr c rm crashpod >/dev/null 2>&1
 ip netns del $netns
 ip link del $hv 2>/dev/null
 fi
