@@ -20,17 +20,14 @@ if [ -z "${HUSK_BENCH_INNER:-}" ]; then
   trap 'rm -f "$script"' EXIT
   {
     ctd_testhost_env "$src"
-    echo "export HUSK_BENCH_INNER=1 HUSK_BENCH_OUT=/tmp/bench HUSK_CRI=\${HUSK_CRI:-$build/tests/cri/husk-cri} HUSK_PAUSE_IMAGE=\$HUSK_ROOT/images/pause-oci.tar"
-    echo "[ -z \"\${HUSK_IN_TESTHOST:-}\" ] || export HUSK_CRI=/husk/bin/husk-cri CTD_CNI_BIN=/husk/cni"
+    cri_testhost_env "$build"
+    echo "export HUSK_BENCH_INNER=1 HUSK_BENCH_OUT=/tmp/bench"
     echo "bash \$HUSK_SRC/bench/cri_start.sh $n"
   } >"$script"
-  cni=()
-  for p in bridge host-local loopback; do cni+=(--add "/usr/lib/cni/$p:/husk/cni/$p"); done
   # shellcheck disable=SC2046  # one --add pair per line, no spaces in the paths
   HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout 3000 --mem 4096 \
     --add "$src/bench/cri_start.sh:/husk/src/bench/cri_start.sh" --add "$src/bench/lib.sh:/husk/src/bench/lib.sh" \
-    --add "$build/tests/cri/husk-cri:/husk/bin/husk-cri" --add "$build/images/pause-oci.tar:/husk/images/pause-oci.tar" \
-    "${cni[@]}" $(ctd_testhost_adds "$build") "$script" | tee "$out/cri_start.txt"
+    $(cri_testhost_adds "$build") $(ctd_testhost_adds "$build") "$script" | tee "$out/cri_start.txt"
   rc=${PIPESTATUS[0]}
   sed -n '/^CSV:/,$p' "$out/cri_start.txt" | sed '1d; s/^  //' >"$out/cri_start.csv"
   exit "$rc"
@@ -46,44 +43,13 @@ shim_json() {  # shim_json START: the husk runtime's config for "start": START
 }
 shim_json boot >"$D/shim.json"
 shim_json template >"$D/template.json"
-nopivot=false
-[ -z "${HUSK_RUNC_NO_PIVOT:-}" ] || nopivot=true
 # ctd_start's CRI configuration plus a second husk handler whose options name the template config.
-cat >"$D/config.toml" <<T
-version = 2
-root = "$D/root"
-state = "$D/state"
-[grpc]
-  address = "$D/containerd.sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "docker.io/husk/pause:latest"
-  disable_apparmor = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        NoPivotRoot = $nopivot
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk]
-      runtime_type = "io.containerd.husk.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk-template]
-      runtime_type = "io.containerd.husk.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk-template.options]
-        ConfigPath = "$D/template.json"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "${CTD_CNI_BIN:-/usr/lib/cni}"
-    conf_dir = "$D/cni"
-T
-mkdir -p "$D/cni" "$D/logs"
-cat >"$D/cni/10-husk.conflist" <<J
-{"cniVersion": "1.0.0", "name": "husk-bench", "plugins": [
-  {"type": "bridge", "bridge": "huskbench0", "isGateway": true, "ipMasq": false,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.218.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}],
-            "dataDir": "$D/cni-ipam"}}]}
-J
-[ -e /etc/hosts ] || printf '127.0.0.1 localhost\n' >/etc/hosts
-[ -e /etc/resolv.conf ] || : >/etc/resolv.conf
+CTD_CRI_EXTRA="[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.husk-template]
+  runtime_type = \"io.containerd.husk.v2\"
+  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.husk-template.options]
+    ConfigPath = \"$D/template.json\""
+mkdir -p "$D/logs"
+cni_bridge_conf huskbench 10.218.0.0/24
 trap 'ctd_cleanup || echo "cleanup: the benchmark left something of its containerd behind" >&2' EXIT  # the figures stand
 ctd_start
 ctr -n k8s.io image import "${HUSK_OCI_IMAGE:-$build/images/busybox-oci.tar}" >/dev/null

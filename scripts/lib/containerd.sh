@@ -1,5 +1,6 @@
 # A private containerd for the shim's tests and benchmarks (sourced): own root, state and
-# socket under CTD_DIR, the CRI plugin off (on with CTD_CRI=1), containerd-shim-husk-v2 from CTD_SHIM_DIR first on
+# socket under CTD_DIR, the CRI plugin off (on with CTD_CRI=1; CTD_CRI_EXTRA: TOML appended to its
+# configuration, e.g. another runtime handler), containerd-shim-husk-v2 from CTD_SHIM_DIR first on
 # its PATH and HUSK_SHIM_CONFIG=$CTD_DIR/shim.json (the caller writes that file). Its waits are
 # bounded (wait.sh, sourced here too).
 #   CTD_DIR=... CTD_SHIM_DIR=... ctd_start    (again after a kill: a restart)
@@ -36,6 +37,7 @@ state = "$CTD_DIR/state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${CTD_CNI_BIN:-/usr/lib/cni}"
     conf_dir = "$CTD_DIR/cni"
+${CTD_CRI_EXTRA:-}
 T
   fi
   [ -f "$CTD_DIR/config.toml" ] || cat >"$CTD_DIR/config.toml" <<T
@@ -52,6 +54,21 @@ T
   ctd=$!
   wait_until 30 "containerd to answer on $CTD_DIR/containerd.sock" \
     command ctr --address "$CTD_DIR/containerd.sock" version >/dev/null 2>&1 || tail -5 "$CTD_DIR/containerd.log" >&2
+}
+
+# cni_bridge_conf NAME SUBNET: a CNI network in CTD_DIR/cni as CTD_CRI's configuration reads it
+# (bridge NAME0 with the gateway, host-local addresses from SUBNET, a default route), and the
+# node files the CRI plugin copies into each pod (the test host has none).
+cni_bridge_conf() {
+  mkdir -p "$CTD_DIR/cni"
+  cat >"$CTD_DIR/cni/10-$1.conflist" <<J
+{"cniVersion": "1.0.0", "name": "$1", "plugins": [
+  {"type": "bridge", "bridge": "${1//-/}0", "isGateway": true, "ipMasq": false,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$2"}]], "routes": [{"dst": "0.0.0.0/0"}],
+            "dataDir": "$CTD_DIR/cni-ipam"}}]}
+J
+  [ -e /etc/hosts ] || printf '127.0.0.1 localhost\n' >/etc/hosts
+  [ -e /etc/resolv.conf ] || : >/etc/resolv.conf
 }
 
 ctd_stop() {
@@ -113,6 +130,21 @@ ctd_testhost_adds() {
     "$lib/containerd.sh:/husk/src/scripts/lib/containerd.sh" \
     "$lib/stats.sh:/husk/src/scripts/lib/stats.sh" \
     "$lib/wait.sh:/husk/src/scripts/lib/wait.sh"
+}
+
+# cri_testhost_adds BUILD: what a CRI script needs in the test host beside ctd_testhost_adds:
+# the CNI plugins, husk-cri and the pause image.
+cri_testhost_adds() {
+  local p
+  for p in bridge host-local loopback; do printf -- '--add /usr/lib/cni/%s:/husk/cni/%s\n' "$p" "$p"; done
+  printf -- '--add %s\n' "$1/tests/cri/husk-cri:/husk/bin/husk-cri" "$1/images/pause-oci.tar:/husk/images/pause-oci.tar"
+}
+
+# cri_testhost_env BUILD: ctd_testhost_env's lines for CRI: where husk-cri, the pause image and
+# the CNI plugins are (in the test host, or the build tree where hardware KVM runs it directly).
+cri_testhost_env() {
+  echo "export HUSK_CRI=\${HUSK_CRI:-$1/tests/cri/husk-cri} HUSK_PAUSE_IMAGE=\$HUSK_ROOT/images/pause-oci.tar"
+  echo "[ -z \"\${HUSK_IN_TESTHOST:-}\" ] || export HUSK_CRI=/husk/bin/husk-cri CTD_CNI_BIN=/husk/cni"
 }
 
 # ctd_testhost_bench SRC BUILD OUT NAME TIMEOUT ARGS...: runs bench/NAME.sh ARGS inside the test

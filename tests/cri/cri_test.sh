@@ -17,16 +17,8 @@ cat >"$D/shim.json" <<J
 {"mode": "vm", "state_dir": "$D/run", "vmm": "$HUSK_VMM", "jailer": "$HUSK_JAILER", "kernel": "$HUSK_KERNEL", "initramfs": "$HUSK_AGENT_INITRD",
  "virtiofsd": "${HUSK_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}", "vcpus": 1, "memory_mib": 256, "agent_timeout_ms": 120000}
 J
-mkdir -p "$D/cni" "$D/logs"
-cat >"$D/cni/10-husk.conflist" <<J
-{"cniVersion": "1.0.0", "name": "husk-test", "plugins": [
-  {"type": "bridge", "bridge": "huskcni0", "isGateway": true, "ipMasq": false,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.217.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}],
-            "dataDir": "$D/cni-ipam"}}]}
-J
-# The CRI plugin copies the node's /etc/hosts and resolv.conf into each pod (the test host has none).
-[ -e /etc/hosts ] || printf '127.0.0.1 localhost\n' >/etc/hosts
-[ -e /etc/resolv.conf ] || : >/etc/resolv.conf
+mkdir -p "$D/logs"
+cni_bridge_conf huskcni 10.217.0.0/24
 trap ctd_cleanup EXIT
 ctd_start
 ctr -n k8s.io image import "$HUSK_OCI_IMAGE" >/dev/null
