@@ -21,7 +21,7 @@ ctest --test-dir "$src/build" -j"$jobs" --output-on-failure --timeout 900
 echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S "$src" -B "$src/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SANITIZE=ON -DHUSK_WERROR=ON \
   -DHUSK_GUEST_IMAGES=OFF >/dev/null
-cmake --build "$src/build-asan" -j"$jobs" >/dev/null
+cmake --build "$src/build-asan" -j"$jobs" --target husk_unit_tests >/dev/null  # only what -L unit runs
 ctest --test-dir "$src/build-asan" -L unit -j"$jobs" --output-on-failure
 
 echo "== shim, ttrpc and agent tests under ThreadSanitizer"
@@ -35,6 +35,6 @@ echo "== fuzz targets (short runs; see README for long runs)"
 CXX=clang++ cmake -S "$src" -B "$src/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_WERROR=ON \
   -DHUSK_FUZZ=ON -DHUSK_GUEST_IMAGES=OFF >/dev/null
 cmake --build "$src/build-fuzz" -j"$jobs" --target fuzz_targets >/dev/null
-ctest --test-dir "$src/build-fuzz" -L fuzz --output-on-failure
+ctest --test-dir "$src/build-fuzz" -L fuzz -j"$jobs" --output-on-failure
 
 echo "== all tests passed on this machine ($(kvm_describe)) in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"

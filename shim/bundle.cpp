@@ -13,6 +13,7 @@ namespace husk::shim {
 Result<Bundle> load_bundle(const std::string& path) {
   Bundle b;
   b.path = path;
+  bool pod_sandbox = false, network_entry = false;
   std::ifstream f(path + "/config.json");
   if (!f) return make_error(ErrorCode::kInvalidArgument, "bundle %s has no readable config.json", path.c_str());
   std::stringstream ss;
@@ -24,6 +25,7 @@ Result<Bundle> load_bundle(const std::string& path) {
     if (auto ann = b.spec.find("annotations"); ann != b.spec.end() && ann->is_object()) {
       if (auto it = ann->find("io.kubernetes.cri.sandbox-id"); it != ann->end() && it->is_string())
         b.sandbox_id = it->get<std::string>();
+      if (auto it = ann->find("io.kubernetes.cri.container-type"); it != ann->end() && *it == "sandbox") pod_sandbox = true;
     }
     if (auto root = b.spec.find("root"); root != b.spec.end()) {
       b.root_readonly = root->value("readonly", false);
@@ -35,15 +37,18 @@ Result<Bundle> load_bundle(const std::string& path) {
     }
     if (auto lx = b.spec.find("linux"); lx != b.spec.end() && lx->is_object()) {
       if (auto ns = lx->find("namespaces"); ns != lx->end() && ns->is_array()) {
-        for (const auto& n : *ns)
-          if (n.is_object() && n.value("type", "") == "network" && n.contains("path")) {
-            b.netns_path = n.at("path").get<std::string>();
-            if (b.netns_path.empty() || b.netns_path[0] != '/')
-              return make_error(ErrorCode::kInvalidArgument, "config.json: network namespace path \"%s\" is not absolute",
-                                b.netns_path.c_str());
-          }
+        for (const auto& n : *ns) {
+          if (!n.is_object() || n.value("type", "") != "network") continue;
+          network_entry = true;
+          if (!n.contains("path")) continue;
+          b.netns_path = n.at("path").get<std::string>();
+          if (b.netns_path.empty() || b.netns_path[0] != '/')
+            return make_error(ErrorCode::kInvalidArgument, "config.json: network namespace path \"%s\" is not absolute",
+                              b.netns_path.c_str());
+        }
       }
     }
+    b.host_network = pod_sandbox && !network_entry;
   } catch (const nlohmann::json::exception& e) {
     return make_error(ErrorCode::kInvalidArgument, "config.json: %s", e.what());
   }

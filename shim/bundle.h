@@ -21,6 +21,9 @@ struct Bundle {
   bool root_readonly = false;
   // linux.namespaces' network entry with a path (CRI's pod namespace, `ctr run --with-ns`), or "".
   std::string netns_path;
+  // A CRI pod sandbox with no network namespace entry at all: the CRI plugin's spec for a pod
+  // with hostNetwork: true. A microVM cannot join the host's network namespace.
+  bool host_network = false;
 };
 
 Result<Bundle> load_bundle(const std::string& path);

@@ -85,7 +85,7 @@ void write_address(const std::string& address) {
   std::fputs(address.c_str(), stdout);
 }
 
-int serve(const Args& a);
+int serve(const Args& a, int listen_fd);
 
 int start(const Args& a) {
   std::string group = grouping(a);
@@ -117,8 +117,7 @@ int start(const Args& a) {
     // a second exec of this binary (some 60 shared libraries) is a visible part of a start.
     Args server = a;
     server.flags["id"] = group;
-    server.flags["socket-fd"] = std::to_string(fd);
-    std::exit(serve(server));
+    std::exit(serve(server, fd));
   }
   write_address(address);
   return 0;
@@ -149,7 +148,7 @@ int del(const Args& a) {
   return 0;
 }
 
-int serve(const Args& a) {
+int serve(const Args& a, int listen_fd) {
   signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   log::set_program("containerd-shim-husk-v2");
@@ -174,7 +173,6 @@ int serve(const Args& a) {
     }).detach();
   });
   tasks.register_with(server);
-  int listen_fd = std::atoi(a.get("socket-fd").c_str());
   sockaddr_un bound{};
   socklen_t bound_len = sizeof bound;
   getsockname(listen_fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
@@ -196,7 +194,6 @@ int main(int argc, char** argv) {
   Args a = parse_args(argc, argv);
   if (a.action == "start") return start(a);
   if (a.action == "delete") return del(a);
-  if (a.action == "serve") return serve(a);
   std::fprintf(stderr, "usage: containerd-shim-husk-v2 -namespace NS -address ADDR -id ID start|delete\n");
   return 1;
 }

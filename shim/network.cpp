@@ -30,6 +30,7 @@ Result<PodNetwork> PodNetwork::attach(const std::string& netns_path) {
   if (!ns) return ns.error();
   PodNetwork net;
   net.path_ = netns_path;
+  net.ns_ = std::move(*ns);
   auto work = [&]() -> Status {
     auto sock = netlink::Socket::open();
     if (!sock) return sock.error();
@@ -72,7 +73,7 @@ Result<PodNetwork> PodNetwork::attach(const std::string& netns_path) {
       if (ours(nb.device)) net.neighbours_.push_back(nb);
     return {};
   };
-  if (auto s = netlink::in_netns(ns->get(), work); !s) {
+  if (auto s = netlink::in_netns(net.ns_.get(), work); !s) {
     net.stop();
     return s.error().wrap("network namespace " + netns_path + ": ");
   }
@@ -85,7 +86,11 @@ Result<PodNetwork> PodNetwork::attach(const std::string& netns_path) {
 Status PodNetwork::detach(const std::string& netns_path) {
   auto ns = netlink::open_netns(netns_path);
   if (!ns) return {};  // the namespace is gone, and with it everything in it
-  return netlink::in_netns(ns->get(), [&]() -> Status {
+  return detach_in(ns->get());
+}
+
+Status PodNetwork::detach_in(int ns_fd) {
+  return netlink::in_netns(ns_fd, [&]() -> Status {
     auto sock = netlink::Socket::open();
     if (!sock) return sock.error();
     auto ifs = sock->interfaces();
@@ -106,8 +111,9 @@ PodNetwork::~PodNetwork() { stop(); }
 void PodNetwork::stop() {
   if (path_.empty()) return;
   links_.clear();  // closing a tap fd removes a non-persistent tap
-  if (auto s = detach(path_); !s) LOG_WARN("network namespace %s: %s", path_.c_str(), s.error().message.c_str());
+  if (auto s = detach_in(ns_.get()); !s) LOG_WARN("network namespace %s: %s", path_.c_str(), s.error().message.c_str());
   path_.clear();
+  ns_.reset();
 }
 
 std::vector<agent::v1::Interface> PodNetwork::interfaces_for_guest() const {

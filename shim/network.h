@@ -33,7 +33,7 @@ class PodNetwork {
   static Status detach(const std::string& netns_path);
 
   PodNetwork(PodNetwork&& o) noexcept
-      : path_(std::exchange(o.path_, {})), links_(std::move(o.links_)), routes_(std::move(o.routes_)),
+      : path_(std::exchange(o.path_, {})), ns_(std::move(o.ns_)), links_(std::move(o.links_)), routes_(std::move(o.routes_)),
         neighbours_(std::move(o.neighbours_)) {}
   PodNetwork& operator=(PodNetwork&&) = delete;
   ~PodNetwork();
@@ -42,13 +42,18 @@ class PodNetwork {
   // What the agent needs: one UpdateInterface per link, then UpdateRoutes.
   std::vector<agent::v1::Interface> interfaces_for_guest() const;
   agent::v1::Routes routes_for_guest() const;
-  void stop();  // detach(), once
+  // Removes the taps and redirects, once. Through the namespace fd attach opened: the path may
+  // have been deleted since (the namespace lives while a tap fd or this fd holds it) or, in
+  // principle, name another namespace by now.
+  void stop();
 
   static constexpr const char* kTapSuffix = "_husk";
 
  private:
   PodNetwork() = default;
+  static Status detach_in(int ns_fd);
   std::string path_;
+  UniqueFd ns_;
   std::vector<Link> links_;
   std::vector<netlink::Route> routes_;
   std::vector<netlink::Neighbour> neighbours_;

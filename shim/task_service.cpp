@@ -118,6 +118,11 @@ Result<TaskService::Call> TaskService::sandbox_for(const google::protobuf::Any& 
   if (config->log_level == "debug") log::set_level(log::Level::kDebug);
   auto sized = size_for(*config, bundle.spec);
   if (!sized) return sized.error();
+  if (bundle.host_network && sized->mode == "vm")
+    return make_error(ErrorCode::kInvalidArgument,
+                      "pod sandbox %s asks for the host's network (hostNetwork: true): its microVM has its own kernel and "
+                      "cannot join the host's network namespace; run such pods with a runtime that shares the host kernel",
+                      sandbox_id_.c_str());
   sized->netns_path = bundle.netns_path;
   LOG_INFO("sandbox %s: %s mode, %u vCPUs, %u MiB", sandbox_id_.c_str(), sized->mode.c_str(), sized->vcpus, sized->memory_mib);
   auto sandbox = factory_(*sized, Sandbox::dir_for(sized->state_dir, ns_, sandbox_id_));

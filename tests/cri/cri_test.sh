@@ -78,6 +78,13 @@ out=$(cri exec "$client" sh -c 'echo to-stdout; echo to-stderr >&2; exit 7' 2>"$
 check "cri: ExecSync exit code" 7 "$?"
 check "cri: ExecSync stdout" to-stdout "$out"
 check "cri: ExecSync stderr" to-stderr "$(cat "$D/exec.err")"
+# Exec through containerd's streaming server, as `kubectl exec -i` and `kubectl exec -t` do.
+out=$(cri stream -i $'hello-stdin\n' "$client" sh -c 'read l; echo got:$l; echo on-stderr >&2; exit 3' 2>"$D/stream.err")
+check "cri: Exec (streaming) exit code" 3 "$?"
+check "cri: Exec (streaming) stdin reaches the command, its stdout comes back" got:hello-stdin "$out"
+check "cri: Exec (streaming) stderr" on-stderr "$(cat "$D/stream.err")"
+out=$(cri stream -tty "$client" sh -c 'tty; echo tty-ok')
+check_match "cri: Exec (streaming, -t) runs on a terminal" '^/dev/pts/[0-9]+' "$out"
 check "cri: the pod runs in its own kernel" 1 "$([ "$(cri exec "$client" cat /proc/sys/kernel/random/boot_id)" != "$(cat /proc/sys/kernel/random/boot_id)" ] && echo 1)"
 check "cri: ListContainers: both running in the pod" 2 "$(cri ps "$web" | grep -c ' RUNNING ')"
 check "cri: ListPodSandbox: the pod ready, handler husk" 1 "$(cri pods | grep -c "^$web READY web husk$")"
@@ -97,6 +104,16 @@ peer=$(cri create "$other" "$D/other.peer.json" "$D/other.pod.json")
 cri start "$peer"
 check "cri: a pod reaches another pod by its IP" hello-from-a-husk-pod \
   "$(cri exec "$peer" sh -c "printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 20 $web_ip 8080 | tail -n1")"
+
+# hostNetwork: true — the CRI plugin gives the sandbox no network namespace; a microVM cannot
+# join the host's, so the shim refuses it by name (the final checks see nothing of it left).
+cat >"$D/hostnet.pod.json" <<J
+{"metadata": {"name": "hostnet", "namespace": "default", "uid": "uid-hostnet", "attempt": 0}, "hostname": "hostnet",
+ "log_directory": "$D/logs/hostnet", "linux": {"security_context": {"namespace_options": {"network": "NODE"}}}}
+J
+hostnet=$(cri runp "$D/hostnet.pod.json" husk 2>&1)
+check_match "cri: a hostNetwork pod is refused, by name" "hostNetwork" "$hostnet"
+check "cri: the refused pod is not listed" 2 "$(cri pods | wc -l)"
 
 # Teardown as the kubelet does it: stop, then remove; nothing stays.
 for p in "$other" "$web"; do

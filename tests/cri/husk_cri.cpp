@@ -6,8 +6,17 @@
 //   version | runp POD.json [HANDLER] | stopp POD | rmp POD | inspectp POD | pods
 //   create POD CONTAINER.json POD.json | start CID | stop CID [TIMEOUT] | rm CID | inspect CID
 //   ps [POD] | exec CID CMD [ARG...]   (ExecSync: its stdout/stderr, its exit code)
+//   stream [-i TEXT] [-tty] CID CMD [ARG...]   (Exec through containerd's streaming server, as
+//                                               `kubectl exec [-i] [-t]` does: TEXT as stdin)
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -27,7 +36,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: husk-cri [-r ENDPOINT] [-t SECONDS] version | runp POD.json [HANDLER] | stopp POD | rmp POD |\n"
                "       inspectp POD | pods | create POD CONTAINER.json POD.json | start CID | stop CID [TIMEOUT] |\n"
-               "       rm CID | inspect CID | ps [POD] | exec CID CMD [ARG...]\n");
+               "       rm CID | inspect CID | ps [POD] | exec CID CMD [ARG...] |\n"
+               "       stream [-i TEXT] [-tty] CID CMD [ARG...]\n");
   return 2;
 }
 
@@ -67,6 +77,70 @@ const char* state_name(cri::ContainerState s) {
     case cri::CONTAINER_RUNNING: return "RUNNING";
     case cri::CONTAINER_EXITED: return "EXITED";
     default: return "UNKNOWN";
+  }
+}
+
+// The streaming server's WebSocket protocol "v4.channel.k8s.io" (what it serves besides SPDY):
+// every binary message starts with its channel — 0 stdin, 1 stdout, 2 stderr, 3 the command's
+// final Status as JSON, 4 terminal resizes. The server closes the socket when the command ends.
+// Returns the command's exit code, or 255 when streaming failed.
+int stream_exec(const std::string& url, const std::string* input) {
+  namespace beast = boost::beast;
+  namespace websocket = beast::websocket;
+  auto scheme = url.find("://");
+  auto slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  auto colon = url.rfind(':', slash);
+  if (scheme == std::string::npos || slash == std::string::npos || colon == std::string::npos || colon < scheme + 3) {
+    std::fprintf(stderr, "husk-cri: cannot stream from \"%s\"\n", url.c_str());
+    return 255;
+  }
+  std::string host = url.substr(scheme + 3, colon - scheme - 3), port = url.substr(colon + 1, slash - colon - 1);
+  try {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::resolver resolver(io);
+    websocket::stream<beast::tcp_stream> ws(io);
+    beast::get_lowest_layer(ws).connect(resolver.resolve(host, port));
+    ws.set_option(websocket::stream_base::decorator(
+        [](websocket::request_type& req) { req.set(beast::http::field::sec_websocket_protocol, "v4.channel.k8s.io"); }));
+    websocket::response_type answer;
+    ws.handshake(answer, host + ":" + port, url.substr(slash));
+    if (answer[beast::http::field::sec_websocket_protocol] != "v4.channel.k8s.io") {
+      std::fprintf(stderr, "husk-cri: the streaming server chose protocol \"%s\"\n",
+                   std::string(answer[beast::http::field::sec_websocket_protocol]).c_str());
+      return 255;
+    }
+    ws.binary(true);
+    if (input) {
+      std::string m(1, '\0');
+      m += *input;
+      ws.write(boost::asio::buffer(m));
+    }
+    std::string status;
+    for (;;) {
+      beast::flat_buffer buf;
+      beast::error_code ec;
+      ws.read(buf, ec);
+      if (ec) break;  // closed: the command ended
+      std::string m = beast::buffers_to_string(buf.data());
+      if (m.size() < 2) continue;  // the server opens each channel with an empty message
+      if (m[0] == 1) std::cout << m.substr(1) << std::flush;
+      else if (m[0] == 2) std::cerr << m.substr(1) << std::flush;
+      else if (m[0] == 3) status += m.substr(1);
+    }
+    // {"status": "Success"}, or Failure with details.causes [{"reason": "ExitCode", "message": "7"}].
+    if (status.empty()) {
+      std::fprintf(stderr, "husk-cri: the stream closed without the command's status\n");
+      return 255;
+    }
+    auto j = nlohmann::json::parse(status);
+    if (j.value("status", "") == "Success") return 0;
+    for (const auto& c : j["details"]["causes"])
+      if (c.value("reason", "") == "ExitCode") return std::stoi(c.value("message", "255"));
+    std::fprintf(stderr, "husk-cri: %s\n", status.c_str());
+    return 255;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "husk-cri: streaming from %s: %s\n", url.c_str(), e.what());
+    return 255;
   }
 }
 
@@ -180,6 +254,24 @@ int main(int argc, char** argv) {
     std::cout << resp.stdout();
     std::cerr << resp.stderr();
     return resp.exit_code();
+  } else if (cmd == "stream") {
+    cri::ExecRequest req;
+    std::string input;
+    size_t k = 0;
+    for (; k < args.size() && args[k][0] == '-'; ++k) {
+      if (args[k] == "-tty") req.set_tty(true);
+      else if (args[k] == "-i" && k + 1 < args.size()) req.set_stdin(true), input = args[++k];
+      else return usage();
+    }
+    if (args.size() < k + 2) return usage();
+    req.set_container_id(args[k]);
+    for (++k; k < args.size(); ++k) req.add_cmd(args[k]);
+    req.set_stdout(true);
+    req.set_stderr(!req.tty());  // a terminal has one output stream
+    cri::ExecResponse resp;
+    if (auto s = rt->Exec(&ctx, req, &resp); !s.ok()) return fail(s);
+    alarm(static_cast<unsigned>(timeout_s));  // the whole stream, as the call's deadline
+    return stream_exec(resp.url(), req.stdin() ? &input : nullptr);
   } else {
     return usage();
   }

@@ -161,6 +161,28 @@ TEST_F(PodNetworkTest, BadNamespacesAndInterfacesAreClearErrorsAndLeaveNothing) 
   EXPECT_EQ(sh("tc -n " + pod + " qdisc show dev eth0").find("ingress"), std::string::npos);
 }
 
+TEST_F(PodNetworkTest, ANamespaceDeletedMidCreateIsHeldUntilStopAndItsNameIsNotFollowed) {
+  auto net = shim::PodNetwork::attach(path);
+  ASSERT_TRUE(net.ok()) << net.error().message;
+  // The path goes while the sandbox is being made (a CNI DEL or a kubelet cleanup racing it);
+  // another pod's namespace takes the name, its eth0 already joined to its VM (an ingress qdisc).
+  sh("ip netns del " + pod + "; ip netns add " + pod + "; ip -n " + pod + " link add eth0 type veth peer name eth0p; tc -n " + pod +
+     " qdisc add dev eth0 ingress");
+  ASSERT_NE(sh("tc -n " + pod + " qdisc show dev eth0").find("ingress"), std::string::npos);
+  // The deleted namespace lives on, held by the shim's fds: the veth's peer is still there.
+  EXPECT_NE(sh("ip -n " + out + " link show hv" + id).find("hv" + id), std::string::npos);
+  net->stop();
+  // Teardown worked on the namespace it attached to, not on whatever the path names now...
+  EXPECT_NE(sh("tc -n " + pod + " qdisc show dev eth0").find("ingress"), std::string::npos) << "stop() followed the path";
+  // ...and released it: the old namespace went, and its veth pair with it.
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    gone = sh("ip -n " + out + " link show hv" + id).find("does not exist") != std::string::npos;
+    if (!gone) usleep(100 * 1000);
+  }
+  EXPECT_TRUE(gone) << "the deleted namespace is still alive after stop(): " << sh("ip -n " + out + " link show");
+}
+
 // The agent's side, in a namespace standing in for the guest: "vg" plays the guest's virtio NIC.
 struct AgentNetworkTest : PodNetworkTest {
   agent::Runtime rt{[] {

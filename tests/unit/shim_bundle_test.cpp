@@ -70,5 +70,20 @@ TEST_F(BundleTest, AShareFailureFailsTheConfigAndNamesTheSource) {
   EXPECT_EQ(nlohmann::json::parse(*same), plain.spec);
 }
 
+TEST_F(BundleTest, APodSandboxWithoutANetworkNamespaceIsHostNetwork) {
+  auto ann = [](const char* type) {
+    return std::string(R"("annotations": {"io.kubernetes.cri.container-type": ")") + type + R"("})";
+  };
+  // The CRI plugin drops the network namespace from a hostNetwork pod's sandbox spec.
+  EXPECT_TRUE(load(R"({"ociVersion": "1.0.2", )" + ann("sandbox") + R"(, "linux": {"namespaces": [{"type": "pid"}]}})").host_network);
+  // A pod on CNI names its namespace; ctr's default spec asks for a new one: neither is the host's.
+  EXPECT_FALSE(load(R"({"ociVersion": "1.0.2", )" + ann("sandbox") +
+                    R"(, "linux": {"namespaces": [{"type": "network", "path": "/var/run/netns/cni-1"}]}})").host_network);
+  EXPECT_FALSE(load(R"({"ociVersion": "1.0.2", )" + ann("sandbox") + R"(, "linux": {"namespaces": [{"type": "network"}]}})").host_network);
+  // Only the sandbox says so: a pod's container joins whatever the sandbox has.
+  EXPECT_FALSE(load(R"({"ociVersion": "1.0.2", )" + ann("container") + R"(, "linux": {"namespaces": [{"type": "pid"}]}})").host_network);
+  EXPECT_FALSE(load(R"({"ociVersion": "1.0.2", "linux": {"namespaces": []}})").host_network);
+}
+
 }  // namespace
 }  // namespace husk::shim

@@ -2,6 +2,18 @@
 
 namespace husk::virtio {
 
+const char* device_type_name(uint32_t type) {
+  switch (type) {
+    case kNet: return "net";
+    case kBlock: return "block";
+    case kConsole: return "console";
+    case kRng: return "rng";
+    case kVsock: return "vsock";
+    case kFs: return "fs";
+    default: return "other";
+  }
+}
+
 Status notify_used(Queue& queue, const GuestMemory& mem, Notifier& notifier) {
   auto notify = queue.needs_notification(mem);
   if (!notify) return notify.error();

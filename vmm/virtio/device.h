@@ -20,6 +20,8 @@ constexpr uint64_t kFRingEventIdx = 1ull << 29;
 constexpr uint64_t kFRingIndirectDesc = 1ull << 28;
 
 enum DeviceType : uint32_t { kNet = 1, kBlock = 2, kConsole = 3, kRng = 4, kVsock = 19, kFs = 26 };
+// "net", "block", … as the control API's metrics name them; "other" for an unknown id.
+const char* device_type_name(uint32_t type);
 
 // Raised by devices; the transport turns it into its interrupt status + an irqfd edge.
 class Notifier {

@@ -55,11 +55,8 @@ void MicroVm::teardown() {
 
 std::string MicroVm::metrics() const {
   nlohmann::json devices = nlohmann::json::array();
-  for (const auto& c : virtio_->counters()) {
-    const char* kind = c.type == virtio::kNet ? "net" : c.type == virtio::kBlock ? "block" : c.type == virtio::kRng ? "rng"
-                     : c.type == virtio::kVsock ? "vsock" : c.type == virtio::kFs ? "fs" : "other";
-    devices.push_back({{"type", kind}, {"notifications", c.notifications}, {"interrupts", c.interrupts}});
-  }
+  for (const auto& c : virtio_->counters())
+    devices.push_back({{"type", virtio::device_type_name(c.type)}, {"notifications", c.notifications}, {"interrupts", c.interrupts}});
   return nlohmann::json{{"uptime_ms", timing::since_start_us(timing::now_ns()) / 1000},
                         {"state", paused() ? "Paused" : "Running"},
                         {"vcpus", {{"count", vcpus_.size()},

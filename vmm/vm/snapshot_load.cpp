@@ -79,6 +79,7 @@ int run_after_snapshot_load(const VmConfig& cfg) {
   }
   signals.cancel();
   if (!resume) vm->start_paused();
+  (void)listener.release();  // the VM's API server adopts it in run() and closes it
   int status = vm->run();
   vm.reset();
   if (!cfg.api_path.empty()) ::unlink(cfg.api_path.c_str());

@@ -438,16 +438,16 @@ void Vsock::restored() {
   }
   const uint32_t kTransportReset = 0;  // struct virtio_vsock_event { le32 id; }
   auto& c = **chain;
+  auto fail = [](const Error& e) { LOG_WARN("vsock: transport reset after restore: %s", e.message.c_str()); };
   Status s = copy_to_chain(*mem_, c.writable, 0, {reinterpret_cast<const uint8_t*>(&kTransportReset), 4});
   if (s) s = q.add_used(*mem_, c.head, 4);
+  if (!s) return fail(s.error());
   // The guest re-posts the buffer once it handled the event: that kick is the acknowledgement.
   auto idx = q.avail_index(*mem_);
-  if (s && idx) s = q.notify_on_next_post(*mem_);
+  if (!idx) return fail(idx.error());
+  s = q.notify_on_next_post(*mem_);
   if (s) s = notify_used(q, *mem_, *notifier_);
-  if (!s || !idx) {
-    LOG_WARN("vsock: transport reset after restore: %s", (s ? idx.error() : s.error()).message.c_str());
-    return;
-  }
+  if (!s) return fail(s.error());
   reset_unacked_ = true;
   reset_avail_ = *idx;
   reset_deadline_ns_ = clock_() + kResetAckTimeoutNs;
