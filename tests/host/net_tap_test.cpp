@@ -141,12 +141,22 @@ TEST_F(NetTapTest, HostFrameLandsInAGuestBufferWithOneBuffer) {
   ASSERT_TRUE(mem.read(GuestAddress(0x120000 + 12 + 14), std::span<uint8_t>(reinterpret_cast<uint8_t*>(body), 12)).ok());
   EXPECT_STREQ(body, "to-the-guest");
   EXPECT_GE(irq->count, 1);
-  // No buffer posted: frames wait (bounded), then go once the guest posts one.
+  // No buffer posted: one frame waits and the device asks the loop to stop reading the tap
+  // (the kernel's tap queue holds and bounds the rest); it goes once the guest posts a buffer.
+  EXPECT_TRUE(t->wants_host_data());
+  std::memcpy(frame + 12 + 14, "the-deferred", 12);
   ASSERT_TRUE(net->on_host_data(0, frame).ok());
   EXPECT_EQ(rx.used_idx(), 1);
+  EXPECT_FALSE(t->wants_host_data());
+  std::memcpy(frame + 12 + 14, "read-anyway!", 12);
+  ASSERT_TRUE(net->on_host_data(0, frame).ok());  // read although told to wait: dropped, not queued
   rx.add_chain({{0x121000, 2048, true}});
+  rx.add_chain({{0x122000, 2048, true}});
   wr(0x50, 0);
   EXPECT_EQ(rx.used_idx(), 2);
+  EXPECT_TRUE(t->wants_host_data());
+  ASSERT_TRUE(mem.read(GuestAddress(0x121000 + 12 + 14), std::span<uint8_t>(reinterpret_cast<uint8_t*>(body), 12)).ok());
+  EXPECT_STREQ(body, "the-deferred");
 }
 
 struct NetOffloadTest : NetTapTest {

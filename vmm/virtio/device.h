@@ -71,6 +71,10 @@ class Device {
   // process_queue.
   virtual std::vector<int> host_fds() const { return {}; }
   virtual Status on_host_data(int, std::span<const uint8_t>) { return {}; }
+  // False while the device cannot take more input (a NIC whose guest posted no receive buffer):
+  // the loop stops reading host_fds, leaving the frames queued in the kernel (whose queue bounds
+  // them and pushes back on senders), and asks again after the device's next queue notification.
+  virtual bool wants_host_data() const { return true; }
 
   // Devices with run-time sockets (vsock) get the event loop's HostIo once, before the guest runs.
   virtual void set_host_io(HostIo*) {}

@@ -161,12 +161,15 @@ void VirtioDevices::start(boost::asio::io_context& io) {
     auto* timer = timers_.emplace_back(std::make_unique<boost::asio::steady_timer>(io)).get();
     std::weak_ptr<virtio::MmioTransport> weak = t;
     // Called with the transport locked, on the loop thread: only arm the timer here.
-    t->set_scheduler([timer, weak](uint16_t queue, uint64_t ns) {
+    t->set_scheduler([this, timer, weak](uint16_t queue, uint64_t ns) {
       // A limiter in deep debt may ask for years; a timer takes signed nanoseconds, and an hour
       // at a time is as good as forever.
       timer->expires_after(std::chrono::nanoseconds(std::min<uint64_t>(ns, 3600ull * 1000000000)));
-      timer->async_wait([weak, queue](boost::system::error_code ec) {
-        if (auto tr = weak.lock(); tr && !ec) tr->notify(queue);
+      timer->async_wait([this, weak, queue](boost::system::error_code ec) {
+        if (auto tr = weak.lock(); tr && !ec) {
+          tr->notify(queue);
+          resume_host_reads(*tr);
+        }
       });
     });
     host_ios_.push_back(std::make_unique<LoopHostIo>(io, t));
@@ -183,7 +186,11 @@ void VirtioDevices::start(boost::asio::io_context& io) {
     }
   }
   if (restored_)
-    for (auto& k : kicks_) boost::asio::post(io, [t = k->transport, q = k->queue] { t->notify(q); });
+    for (auto& k : kicks_)
+      boost::asio::post(io, [this, t = k->transport, q = k->queue] {
+        t->notify(q);
+        resume_host_reads(*t);
+      });
 }
 
 std::vector<virtio::MmioTransport::Counters> VirtioDevices::counters() const {
@@ -216,8 +223,19 @@ void VirtioDevices::arm(HostWatch& w) {
                            [this, &w](boost::system::error_code ec, size_t n) {
                              if (ec) return;  // EOF or error: the device gets no more input
                              w.transport->host_data(w.fd, std::span<const uint8_t>(w.buffer.data(), n));
-                             arm(w);
+                             if (w.transport->wants_host_data())
+                               arm(w);
+                             else
+                               w.paused = true;
                            });
+}
+
+void VirtioDevices::resume_host_reads(const virtio::MmioTransport& t) {
+  for (auto& w : host_watches_)
+    if (w->paused && w->transport.get() == &t && t.wants_host_data()) {
+      w->paused = false;
+      arm(*w);
+    }
 }
 
 void VirtioDevices::arm(QueueKick& k) {
@@ -226,6 +244,7 @@ void VirtioDevices::arm(QueueKick& k) {
                            [this, &k](boost::system::error_code ec, size_t) {
                              if (ec) return;
                              k.transport->notify(k.queue);
+                             resume_host_reads(*k.transport);
                              arm(k);
                            });
 }

@@ -54,8 +54,11 @@ class VirtioDevices {
     int fd;
     std::unique_ptr<boost::asio::posix::stream_descriptor> watch;
     std::vector<uint8_t> buffer;
+    bool paused = false;  // the device wants no input until its next queue notification
   };
   void arm(HostWatch& w);
+  // After a notification of `t`: reads its paused fds again if it wants input now.
+  void resume_host_reads(const virtio::MmioTransport& t);
   std::vector<std::unique_ptr<HostWatch>> host_watches_;
   std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;  // rate-limiter retries
   class LoopHostIo;  // virtio::HostIo on this event loop, one per transport

@@ -114,7 +114,7 @@ void Net::reset() {
   // The next driver may take fewer offloads: no segment the tap queues now may need them.
   if (tap_) (void)::ioctl(tap_.get(), TUNSETOFFLOAD, 0);
   mem_ = nullptr, queues_ = nullptr, notifier_ = nullptr;
-  pending_.clear();
+  deferred_.reset();
   tx_throttle_.held.reset();
 }
 
@@ -147,45 +147,55 @@ Status Net::transmit() {
 
 Status Net::on_host_data(int, std::span<const uint8_t> frame) {
   if (frame.size() <= kVnetHdrSize) return {};
-  if (!queues_ || pending_.size() >= kMaxPending) {
-    ++dropped_;  // no driver, or it stopped taking frames: drop, as a NIC would
+  if (!queues_ || deferred_) {
+    ++dropped_;  // no driver (a NIC with its link down), or read although we said wait: drop
     return {};
   }
-  pending_.emplace_back(frame.begin(), frame.end());
-  return deliver();
+  bool used = false;
+  auto placed = place(frame, used);
+  if (!placed) return placed.error();
+  if (!*placed) deferred_.emplace(frame.begin(), frame.end());
+  return used ? notify_used((*queues_)[kRxQueue], *mem_, *notifier_) : Status{};
 }
 
 Status Net::deliver() {
-  if (!queues_) return {};
-  Queue& rx = (*queues_)[kRxQueue];
+  if (!queues_ || !deferred_) return {};
   bool used = false;
-  while (!pending_.empty()) {
-    if (!rx_limiter_.unlimited()) {
-      uint64_t bytes = pending_.front().size(), now = monotonic_ns();
-      if (!rx_limiter_.consume(bytes, now)) {
-        notifier_->retry_after(kRxQueue, rx_limiter_.ns_until(bytes, now));
-        break;
-      }
+  auto placed = place(*deferred_, used);
+  if (!placed) return placed.error();
+  if (*placed) deferred_.reset();
+  return used ? notify_used((*queues_)[kRxQueue], *mem_, *notifier_) : Status{};
+}
+
+Result<bool> Net::place(std::span<const uint8_t> frame, bool& used) {
+  Queue& rx = (*queues_)[kRxQueue];
+  if (!rx_limiter_.unlimited()) {
+    uint64_t bytes = frame.size(), now = monotonic_ns();
+    if (!rx_limiter_.consume(bytes, now)) {
+      notifier_->retry_after(kRxQueue, rx_limiter_.ns_until(bytes, now));
+      return false;
     }
-    auto chain = rx.pop(*mem_);
-    if (!chain) return chain.error();
-    if (!*chain) break;  // the guest has no buffers: keep the frames for its next kick
-    auto& frame = pending_.front();
-    const auto& c = **chain;
-    uint32_t written = 0;
-    if (c.writable_bytes() >= frame.size()) {
-      uint16_t one = 1;  // without MRG_RXBUF every frame fits one buffer
-      std::memcpy(frame.data() + kNumBuffersOffset, &one, sizeof one);
-      if (auto s = copy_to_chain(*mem_, c.writable, 0, frame); !s) return s;
-      written = static_cast<uint32_t>(frame.size());
-    } else {
-      ++dropped_;  // the buffer is too small for this frame: drop it, return the buffer empty
-    }
-    pending_.pop_front();
-    if (auto s = rx.add_used(*mem_, c.head, written); !s) return s;
-    used = true;
   }
-  return used ? notify_used(rx, *mem_, *notifier_) : Status{};
+  auto chain = rx.pop(*mem_);
+  if (!chain) return chain.error();
+  if (!*chain) return false;
+  const auto& c = **chain;
+  uint32_t written = 0;
+  if (c.writable_bytes() >= frame.size()) {
+    // The header as the tap wrote it, but num_buffers: without MRG_RXBUF every frame fits one buffer.
+    std::array<uint8_t, kVnetHdrSize> hdr;
+    std::memcpy(hdr.data(), frame.data(), hdr.size());
+    const uint16_t one = 1;
+    std::memcpy(hdr.data() + kNumBuffersOffset, &one, sizeof one);
+    HUSK_TRY(copy_to_chain(*mem_, c.writable, 0, hdr));
+    HUSK_TRY(copy_to_chain(*mem_, c.writable, kVnetHdrSize, frame.subspan(kVnetHdrSize)));
+    written = static_cast<uint32_t>(frame.size());
+  } else {
+    ++dropped_;  // the buffer is too small for this frame: drop it, return the buffer empty
+  }
+  HUSK_TRY(rx.add_used(*mem_, c.head, written));
+  used = true;
+  return true;
 }
 
 }  // namespace husk::virtio

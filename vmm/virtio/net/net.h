@@ -4,8 +4,8 @@
 #pragma once
 
 #include <array>
-#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,24 +45,29 @@ class Net : public Device {
   void reset() override;
   std::vector<int> host_fds() const override { return tap_ ? std::vector<int>{tap_.get()} : std::vector<int>{}; }
   Status on_host_data(int fd, std::span<const uint8_t> frame) override;
+  bool wants_host_data() const override { return !queues_ || !deferred_; }
   // TUN_F_* for TUNSETOFFLOAD from the features the driver accepted.
   static unsigned tap_offloads(uint64_t acked);
 
  private:
   Status transmit();
-  Status deliver();  // pending frames into posted receive buffers
+  Status deliver();  // the deferred frame, once the guest posted a buffer
+  // One frame into the guest's next receive buffer; false when it must wait (no buffer posted,
+  // or the receive limiter refuses for now and asked for a retry). `used` is set when a buffer
+  // went back to the guest.
+  Result<bool> place(std::span<const uint8_t> frame, bool& used);
 
-  static constexpr size_t kMaxFrame = 65562;     // vnet header + 64 KiB
-  static constexpr size_t kMaxPending = 256;     // frames held while the guest has no buffers
+  static constexpr size_t kMaxFrame = 65562;  // vnet header + 64 KiB
   UniqueFd tap_;
   std::array<uint8_t, 6> mac_;
-  std::deque<std::vector<uint8_t>> pending_;
+  // At most one frame waits for a guest buffer; the tap's queue holds the rest (wants_host_data).
+  std::optional<std::vector<uint8_t>> deferred_;
   GuestMemory* mem_ = nullptr;
   std::vector<Queue>* queues_ = nullptr;
   Notifier* notifier_ = nullptr;
   uint64_t dropped_ = 0;
   Throttle tx_throttle_;
-  RateLimiter rx_limiter_;  // frames wait in pending_ (bounded) while it refuses
+  RateLimiter rx_limiter_;  // the frame waits in deferred_ while it refuses
 };
 
 }  // namespace husk::virtio

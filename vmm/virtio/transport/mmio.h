@@ -37,6 +37,11 @@ class MmioTransport : public BusDevice, private Notifier {
   void host_read(uint64_t id, std::span<const uint8_t> bytes);
   void host_written(uint64_t id, bool ok);
   std::vector<int> host_fds() const { return device_->host_fds(); }
+  // Whether the loop should read those fds now (Device::wants_host_data; never for a broken device).
+  bool wants_host_data() const {
+    std::lock_guard g(mu_);
+    return !broken_ && device_->wants_host_data();
+  }
 
   uint32_t status() const;
   // Snapshots: registers, negotiated features and queues, then what the device keeps. restore()
