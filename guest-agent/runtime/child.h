@@ -24,6 +24,9 @@ bool send_msg(int fd, uint32_t type, int32_t value, const char* text = "");
 
 // In rootfs.cpp: mounts, devices and pivot_root for a container init (new mount namespace),
 // then masked/readonly paths and the read-only root.
+// openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) of `path` below `root`: the container's
+// symlinks resolve inside its root, never to the agent's files. Also used by the agent itself.
+int openat2_in_root(int root, const std::string& path, int flags);
 void prepare_rootfs(const LaunchPlan& plan);
 void finish_rootfs(const LaunchPlan& plan);
 

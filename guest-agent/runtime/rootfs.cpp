@@ -18,7 +18,6 @@
 #include "guest-agent/runtime/child.h"
 
 namespace husk::agent::child {
-namespace {
 
 int openat2_in_root(int root, const std::string& path, int flags) {
   open_how how{};
@@ -28,6 +27,8 @@ int openat2_in_root(int root, const std::string& path, int flags) {
   std::string rel = start == std::string::npos ? std::string(".") : path.substr(start);
   return static_cast<int>(syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how));
 }
+
+namespace {
 
 // Opens `path` inside `root` as O_PATH, creating missing directories (and, when !dir, the
 // last component as an empty file).

@@ -8,8 +8,10 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 
 #include "common/ids.h"
 #include "common/log.h"
+#include "guest-agent/runtime/child.h"
 
 namespace husk::agent {
 
@@ -54,6 +57,32 @@ std::string join_options(const std::vector<std::string>& opts) {
     s += o;
   }
   return s;
+}
+
+struct Pty {
+  UniqueFd master, slave;
+  std::string name;
+};
+
+// A terminal from the container's own devpts instance (pts/ptmx under its root), as runc
+// allocates one for `exec -t`: the name the process sees (/dev/pts/N) exists in its /dev, so
+// ttyname() and `tty` work. The container controls its /dev: only a real ptmx of a devpts
+// filesystem is taken (opened non-blocking, so a FIFO planted there cannot hang the agent), and
+// the slave comes from the master (TIOCGPTPEER), never from a path. Empty when there is none.
+std::optional<Pty> container_pty(int root) {
+  UniqueFd m(child::openat2_in_root(root, "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK));
+  struct statfs fs;
+  struct stat st;
+  if (!m || fstatfs(m.get(), &fs) != 0 || fs.f_type != DEVPTS_SUPER_MAGIC || fstat(m.get(), &st) != 0 || !S_ISCHR(st.st_mode))
+    return std::nullopt;
+  int unlock = 0;
+  unsigned n = 0;
+  if (ioctl(m.get(), TIOCSPTLCK, &unlock) != 0 || ioctl(m.get(), TIOCGPTN, &n) != 0) return std::nullopt;
+  UniqueFd slave(ioctl(m.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave || fcntl(m.get(), F_SETFL, fcntl(m.get(), F_GETFL) & ~O_NONBLOCK) != 0) return std::nullopt;
+  char name[32];
+  std::snprintf(name, sizeof name, "/dev/pts/%u", n);
+  return Pty{std::move(m), std::move(slave), name};
 }
 
 }  // namespace
@@ -126,7 +155,7 @@ void Runtime::on_exit(pid_t pid, int status) {
   p->set_exited(status);
 }
 
-Status Runtime::setup_stdio(Stdio mode, bool terminal, const oci::Process& p, LaunchPlan* plan,
+Status Runtime::setup_stdio(Stdio mode, bool terminal, const oci::Process& p, int container_root, LaunchPlan* plan,
                             std::vector<UniqueFd>* child_ends, std::function<void(Process&)>* attach) {
   if (mode == Stdio::kNull) {
     UniqueFd null(open("/dev/null", O_RDWR | O_CLOEXEC));
@@ -137,14 +166,21 @@ Status Runtime::setup_stdio(Stdio mode, bool terminal, const oci::Process& p, La
     return {};
   }
   if (terminal) {
-    UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!master || grantpt(master.get()) != 0 || unlockpt(master.get()) != 0)
-      return err(ErrorCode::kInternal, std::string("allocating a terminal: ") + strerror(errno));
-    char name[128];
-    if (ptsname_r(master.get(), name, sizeof name) != 0)
-      return err(ErrorCode::kInternal, std::string("ptsname: ") + strerror(errno));
-    UniqueFd slave(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!slave) return err(ErrorCode::kInternal, std::string("open ") + name + ": " + strerror(errno));
+    // A new container's terminal is the agent's (its root does not exist yet); it becomes the
+    // container's /dev/console, as with runc.
+    std::optional<Pty> pty = container_root >= 0 ? container_pty(container_root) : std::nullopt;
+    if (!pty) {
+      UniqueFd m(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+      if (!m || grantpt(m.get()) != 0 || unlockpt(m.get()) != 0)
+        return err(ErrorCode::kInternal, std::string("allocating a terminal: ") + strerror(errno));
+      char name[128];
+      if (ptsname_r(m.get(), name, sizeof name) != 0) return err(ErrorCode::kInternal, std::string("ptsname: ") + strerror(errno));
+      UniqueFd sl(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+      if (!sl) return err(ErrorCode::kInternal, std::string("open ") + name + ": " + strerror(errno));
+      pty = Pty{std::move(m), std::move(sl), name};
+    }
+    UniqueFd master = std::move(pty->master), slave = std::move(pty->slave);
+    const std::string name = pty->name;
     if (p.console_rows && p.console_cols) {
       winsize ws{p.console_rows, p.console_cols, 0, 0};
       ioctl(master.get(), TIOCSWINSZ, &ws);
@@ -181,7 +217,7 @@ Status Runtime::setup_stdio(Stdio mode, bool terminal, const oci::Process& p, La
 Result<std::string> Runtime::check_rootfs(const RootfsSource& r, const oci::Spec& spec) {
   std::string subpath = r.subpath;
   if (!subpath.empty()) {
-    if (subpath[0] != '/') subpath.insert(0, "/");
+    if (subpath[0] != '/') subpath.insert(subpath.begin(), '/');
     if (auto s = oci::check_container_path("rootfs.subpath", subpath); !s)
       return err(ErrorCode::kInvalidArgument, s.error().message);
   }
@@ -298,7 +334,7 @@ Result<int> Runtime::create(const CreateRequest& req) {
   plan.cgroup_path = c->cgroup->path();
   std::vector<UniqueFd> child_ends;
   std::function<void(Process&)> attach;
-  if (auto s = setup_stdio(req.stdio, spec.process.terminal, spec.process, &plan, &child_ends, &attach); !s)
+  if (auto s = setup_stdio(req.stdio, spec.process.terminal, spec.process, -1, &plan, &child_ends, &attach); !s)
     return fail(s.error());
   auto t4 = Clock::now();
   auto launched = launch(plan);
@@ -353,7 +389,8 @@ Result<int> Runtime::exec(const ExecRequest& req) {
   plan.cgroup = &*c->cgroup;
   std::vector<UniqueFd> child_ends;
   std::function<void(Process&)> attach;
-  if (auto s = setup_stdio(req.stdio, process->terminal, *process, &plan, &child_ends, &attach); !s) return s.error();
+  UniqueFd root(open(plan.enter_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (auto s = setup_stdio(req.stdio, process->terminal, *process, root.get(), &plan, &child_ends, &attach); !s) return s.error();
   auto launched = launch(plan);
   child_ends.clear();
   if (!launched) return err(ErrorCode::kFailedPrecondition, "exec in " + c->id + ": " + launched.error().message);

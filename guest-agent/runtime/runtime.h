@@ -116,7 +116,8 @@ class Runtime {
  private:
   struct Container;
   std::shared_ptr<Container> find(const std::string& id);
-  Status setup_stdio(Stdio mode, bool terminal, const oci::Process& p, LaunchPlan* plan,
+  // `container_root` (an exec's): a terminal comes from that root's own devpts when it has one.
+  Status setup_stdio(Stdio mode, bool terminal, const oci::Process& p, int container_root, LaunchPlan* plan,
                      std::vector<UniqueFd>* child_ends, std::function<void(Process&)>* attach);
   static Result<std::string> check_rootfs(const RootfsSource& r, const oci::Spec& spec);
   Status resolve_rootfs(const RootfsSource& r, const oci::Spec& spec, Container& c);

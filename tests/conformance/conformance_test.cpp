@@ -227,11 +227,11 @@ TEST(Conformance, ExecIntoARunningContainer) {
   EXPECT_EQ(r.code, 7) << both(r, h);
   EXPECT_NE(r.out.find("husk-conformance\n1\n0\n"), std::string::npos) << both(r, h);
   EXPECT_SAME(r, h);
-  // With a terminal too.
-  auto rt = sh("script -qec \"" + runc() + " exec -t c-exec-r sh -c '[ -t 1 ] && echo tty'\" /dev/null");
+  // With a terminal too: one of the container's own devpts, so its name resolves in there.
+  auto rt = sh("script -qec \"" + runc() + " exec -t c-exec-r sh -c '[ -t 1 ] && echo tty; tty'\" /dev/null");
   for (size_t p; (p = rt.out.find("^@")) != std::string::npos;) rt.out.erase(p, 2);
-  auto ht = sh(agentctl() + " exec -t --id c-exec-h --exec-id e2 --bundle " + b.dir + " -- sh -c '[ -t 1 ] && echo tty'");
-  EXPECT_EQ(rt.out, "tty\n") << both(rt, ht);
+  auto ht = sh(agentctl() + " exec -t --id c-exec-h --exec-id e2 --bundle " + b.dir + " -- sh -c '[ -t 1 ] && echo tty; tty'");
+  EXPECT_EQ(rt.out, "tty\n/dev/pts/0\n") << both(rt, ht);
   EXPECT_SAME(rt, ht);
   sh(runc() + " delete -f c-exec-r");
   sh(agentctl() + " kill --id c-exec-h KILL");
