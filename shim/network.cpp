@@ -1,6 +1,7 @@
 #include "shim/network.h"
 
 #include <net/if.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -83,9 +84,23 @@ Result<PodNetwork> PodNetwork::attach(const std::string& netns_path) {
   return net;
 }
 
-Status PodNetwork::detach(const std::string& netns_path) {
+namespace {
+std::string identity_of(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return "";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+}  // namespace
+
+std::string PodNetwork::identity() const { return ns_ ? identity_of(ns_.get()) : ""; }
+
+Status PodNetwork::detach(const std::string& netns_path, const std::string& identity) {
   auto ns = netlink::open_netns(netns_path);
   if (!ns) return {};  // the namespace is gone, and with it everything in it
+  if (!identity.empty() && identity_of(ns->get()) != identity) {
+    LOG_INFO("network namespace %s is not the sandbox's any more: left alone", netns_path.c_str());
+    return {};
+  }
   return detach_in(ns->get());
 }
 

@@ -29,8 +29,11 @@ class PodNetwork {
   // Errors name the namespace and the interface.
   static Result<PodNetwork> attach(const std::string& netns_path);
   // Removes every tap and redirect husk made in the namespace (a vanished namespace is fine):
-  // what stop() does, and what `delete` does after the shim died.
-  static Status detach(const std::string& netns_path);
+  // what `delete` does after the shim died. With `identity` (what identity() said at attach),
+  // a path that names another namespace by now is left alone.
+  static Status detach(const std::string& netns_path, const std::string& identity = "");
+  // "device:inode" of the namespace attached: which namespace it was, whatever its path names later.
+  std::string identity() const;
 
   PodNetwork(PodNetwork&& o) noexcept
       : path_(std::exchange(o.path_, {})), ns_(std::move(o.ns_)), links_(std::move(o.links_)), routes_(std::move(o.routes_)),

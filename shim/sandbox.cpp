@@ -40,6 +40,7 @@ namespace {
 
 constexpr const char* kPidsFile = "husk-pids";
 constexpr const char* kPointerFile = "husk-sandbox";  // in each bundle: the sandbox directory
+constexpr const char* kNetnsFile = "husk-netns";      // the pod namespace's identity, for delete
 
 // Starts `argv` with stdin /dev/null, stdout and stderr appended to `log`, descriptors `fds`
 // as 3, 4, ... and nothing else of ours (containerd's connections, other sandboxes' sockets),
@@ -352,6 +353,7 @@ class VmSandbox : public Sandbox {
       auto net = PodNetwork::attach(c_.netns_path);
       if (!net) return net.error();
       net_.emplace(std::move(net.value()));
+      std::ofstream(dir_ + "/" + kNetnsFile) << net_->identity() << "\n";
       phase("network");
     }
     auto share = Share::create(dir_);
@@ -517,8 +519,11 @@ void Sandbox::cleanup_after_crash(const std::string& bundle, const std::string& 
   // Other containers of the pod may still have roots in the share: their deletes finish it.
   Share::cleanup(dir, id);
   Jail::cleanup(dir);
-  if (auto b = load_bundle(bundle); b && !b->netns_path.empty())
-    if (auto s = PodNetwork::detach(b->netns_path); !s) LOG_WARN("%s", s.error().message.c_str());
+  if (auto b = load_bundle(bundle); b && !b->netns_path.empty()) {
+    std::string identity;
+    std::ifstream(dir + "/" + kNetnsFile) >> identity;
+    if (auto s = PodNetwork::detach(b->netns_path, identity); !s) LOG_WARN("%s", s.error().message.c_str());
+  }
   remove_dir(dir);
 }
 

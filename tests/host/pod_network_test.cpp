@@ -129,8 +129,10 @@ TEST_F(PodNetworkTest, MirrorsTheVethOntoATapBothWaysAndDetachLeavesNothing) {
   }
   EXPECT_TRUE(seen) << "the frame written to the tap did not leave through the veth";
 
-  // Detach (what `delete` does after a shim crash, with the tap fd still open): no tap, no qdisc.
-  ASSERT_TRUE(shim::PodNetwork::detach(path).ok());
+  // Detach (what `delete` does after a shim crash, with the tap fd still open, given the
+  // namespace's identity the sandbox recorded): no redirect left, then no tap.
+  ASSERT_TRUE(shim::PodNetwork::detach(path, net->identity()).ok());
+  EXPECT_EQ(sh("tc -n " + pod + " qdisc show dev eth0").find("ingress"), std::string::npos);
   net->stop();
   EXPECT_EQ(sh("ip -n " + pod + " link show tap0_husk").find("mtu"), std::string::npos);
   EXPECT_EQ(sh("tc -n " + pod + " qdisc show dev eth0").find("ingress"), std::string::npos);
@@ -171,6 +173,10 @@ TEST_F(PodNetworkTest, ANamespaceDeletedMidCreateIsHeldUntilStopAndItsNameIsNotF
   ASSERT_NE(sh("tc -n " + pod + " qdisc show dev eth0").find("ingress"), std::string::npos);
   // The deleted namespace lives on, held by the shim's fds: the veth's peer is still there.
   EXPECT_NE(sh("ip -n " + out + " link show hv" + id).find("hv" + id), std::string::npos);
+  // `delete` after a shim crash has the path and the identity recorded at attach: it sees the
+  // path names another namespace now and leaves it alone.
+  ASSERT_TRUE(shim::PodNetwork::detach(path, net->identity()).ok());
+  EXPECT_NE(sh("tc -n " + pod + " qdisc show dev eth0").find("ingress"), std::string::npos) << "detach followed the path";
   net->stop();
   // Teardown worked on the namespace it attached to, not on whatever the path names now...
   EXPECT_NE(sh("tc -n " + pod + " qdisc show dev eth0").find("ingress"), std::string::npos) << "stop() followed the path";
