@@ -88,6 +88,18 @@ check "cri: Exec (streaming) stderr" on-stderr "$(cat "$D/stream.err")"
 out=$(cri stream -tty -i $'tty\nexit 4\n' "$client" sh)
 check "cri: Exec (streaming, -it) exit code" 4 "$?"
 check_match "cri: Exec (streaming, -it) runs a shell on a terminal" '^/dev/pts/[0-9]+' "$out"
+# Attach, as `kubectl attach -i`: a container that reads its stdin (stdin and stdin_once set).
+cat >"$D/web.reader.json" <<J
+{"metadata": {"name": "reader"}, "image": {"image": "docker.io/husk/busybox:latest"},
+ "command": ["sh", "-c", "read l; echo attached:\$l; exit 5"], "log_path": "reader.log", "stdin": true, "stdin_once": true, "linux": {}}
+J
+reader=$(cri create "$web" "$D/web.reader.json" "$D/web.pod.json")
+cri start "$reader"
+check "cri: Attach: stdin reaches the container's process, its stdout comes back" attached:hello-attach \
+  "$(cri attach -i $'hello-attach\n' "$reader" | tr -d '\r' | grep '^attached:')"
+reader_exited() { [ "$(cri inspect "$reader" | field state)" = CONTAINER_EXITED ]; }
+wait_until 30 "the attached container to exit" reader_exited
+check "cri: the attached container exits with its own code" 5 "$(cri inspect "$reader" | field exit_code)"
 check "cri: the pod runs in its own kernel" 1 "$([ "$(cri exec "$client" cat /proc/sys/kernel/random/boot_id)" != "$(cat /proc/sys/kernel/random/boot_id)" ] && echo 1)"
 check "cri: ListContainers: both running in the pod" 2 "$(cri ps "$web" | grep -c ' RUNNING ')"
 check "cri: ListPodSandbox: the pod ready, handler husk" 1 "$(cri pods | grep -c "^$web READY web husk$")"

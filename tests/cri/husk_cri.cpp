@@ -8,6 +8,7 @@
 //   ps [POD] | exec CID CMD [ARG...]   (ExecSync: its stdout/stderr, its exit code)
 //   stream [-i TEXT] [-tty] CID CMD [ARG...]   (Exec through containerd's streaming server, as
 //                                               `kubectl exec [-i] [-t]` does: TEXT as stdin)
+//   attach [-i TEXT] [-tty] CID                 (Attach to the container's process, the same way)
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -37,7 +38,7 @@ int usage() {
                "usage: husk-cri [-r ENDPOINT] [-t SECONDS] version | runp POD.json [HANDLER] | stopp POD | rmp POD |\n"
                "       inspectp POD | pods | create POD CONTAINER.json POD.json | start CID | stop CID [TIMEOUT] |\n"
                "       rm CID | inspect CID | ps [POD] | exec CID CMD [ARG...] |\n"
-               "       stream [-i TEXT] [-tty] CID CMD [ARG...]\n");
+               "       stream [-i TEXT] [-tty] CID CMD [ARG...] | attach [-i TEXT] [-tty] CID\n");
   return 2;
 }
 
@@ -83,7 +84,7 @@ const char* state_name(cri::ContainerState s) {
 // The streaming server's WebSocket protocol "v4.channel.k8s.io" (what it serves besides SPDY):
 // every binary message starts with its channel — 0 stdin, 1 stdout, 2 stderr, 3 the command's
 // final Status as JSON, 4 terminal resizes. The server closes the socket when the command ends.
-// Returns the command's exit code, or 255 when streaming failed.
+// Returns the command's exit code, or 255 when streaming failed. Exec and Attach alike.
 int stream_exec(const std::string& url, const std::string* input) {
   namespace beast = boost::beast;
   namespace websocket = beast::websocket;
@@ -254,24 +255,36 @@ int main(int argc, char** argv) {
     std::cout << resp.stdout();
     std::cerr << resp.stderr();
     return resp.exit_code();
-  } else if (cmd == "stream") {
-    cri::ExecRequest req;
+  } else if (cmd == "stream" || cmd == "attach") {
+    bool tty = false, with_input = false;
     std::string input;
     size_t k = 0;
     for (; k < args.size() && args[k][0] == '-'; ++k) {
-      if (args[k] == "-tty") req.set_tty(true);
-      else if (args[k] == "-i" && k + 1 < args.size()) req.set_stdin(true), input = args[++k];
+      if (args[k] == "-tty") tty = true;
+      else if (args[k] == "-i" && k + 1 < args.size()) with_input = true, input = args[++k];
       else return usage();
     }
-    if (args.size() < k + 2) return usage();
-    req.set_container_id(args[k]);
-    for (++k; k < args.size(); ++k) req.add_cmd(args[k]);
-    req.set_stdout(true);
-    req.set_stderr(!req.tty());  // a terminal has one output stream
-    cri::ExecResponse resp;
-    if (auto s = rt->Exec(&ctx, req, &resp); !s.ok()) return fail(s);
+    if (args.size() < k + (cmd == "stream" ? 2 : 1)) return usage();
+    std::string url;
+    // A terminal has one output stream: no stderr.
+    if (cmd == "stream") {
+      cri::ExecRequest req;
+      req.set_container_id(args[k]);
+      for (++k; k < args.size(); ++k) req.add_cmd(args[k]);
+      req.set_tty(tty), req.set_stdin(with_input), req.set_stdout(true), req.set_stderr(!tty);
+      cri::ExecResponse resp;
+      if (auto s = rt->Exec(&ctx, req, &resp); !s.ok()) return fail(s);
+      url = resp.url();
+    } else {
+      cri::AttachRequest req;
+      req.set_container_id(args[k]);
+      req.set_tty(tty), req.set_stdin(with_input), req.set_stdout(true), req.set_stderr(!tty);
+      cri::AttachResponse resp;
+      if (auto s = rt->Attach(&ctx, req, &resp); !s.ok()) return fail(s);
+      url = resp.url();
+    }
     alarm(static_cast<unsigned>(timeout_s));  // the whole stream, as the call's deadline
-    return stream_exec(resp.url(), req.stdin() ? &input : nullptr);
+    return stream_exec(url, with_input ? &input : nullptr);
   } else {
     return usage();
   }
