@@ -85,6 +85,19 @@ std::optional<Pty> container_pty(int root) {
   return Pty{std::move(m), std::move(slave), name};
 }
 
+// A terminal from the agent's own devpts: a new container's (its root does not exist yet), bound
+// on its /dev/console as runc does; or an exec's in a root without a devpts of its own.
+Result<Pty> agent_pty() {
+  UniqueFd m(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!m || grantpt(m.get()) != 0 || unlockpt(m.get()) != 0)
+    return err(ErrorCode::kInternal, std::string("allocating a terminal: ") + strerror(errno));
+  char name[128];
+  if (ptsname_r(m.get(), name, sizeof name) != 0) return err(ErrorCode::kInternal, std::string("ptsname: ") + strerror(errno));
+  UniqueFd slave(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave) return err(ErrorCode::kInternal, std::string("open ") + name + ": " + strerror(errno));
+  return Pty{std::move(m), std::move(slave), name};
+}
+
 }  // namespace
 
 struct Runtime::Container {
@@ -166,21 +179,10 @@ Status Runtime::setup_stdio(Stdio mode, bool terminal, const oci::Process& p, in
     return {};
   }
   if (terminal) {
-    // A new container's terminal is the agent's (its root does not exist yet); it becomes the
-    // container's /dev/console, as with runc.
-    std::optional<Pty> pty = container_root >= 0 ? container_pty(container_root) : std::nullopt;
-    if (!pty) {
-      UniqueFd m(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-      if (!m || grantpt(m.get()) != 0 || unlockpt(m.get()) != 0)
-        return err(ErrorCode::kInternal, std::string("allocating a terminal: ") + strerror(errno));
-      char name[128];
-      if (ptsname_r(m.get(), name, sizeof name) != 0) return err(ErrorCode::kInternal, std::string("ptsname: ") + strerror(errno));
-      UniqueFd sl(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-      if (!sl) return err(ErrorCode::kInternal, std::string("open ") + name + ": " + strerror(errno));
-      pty = Pty{std::move(m), std::move(sl), name};
-    }
-    UniqueFd master = std::move(pty->master), slave = std::move(pty->slave);
-    const std::string name = pty->name;
+    std::optional<Pty> in_container = container_root >= 0 ? container_pty(container_root) : std::nullopt;
+    auto pty = in_container ? Result<Pty>(std::move(*in_container)) : agent_pty();
+    if (!pty) return pty.error();
+    auto& [master, slave, name] = *pty;
     if (p.console_rows && p.console_cols) {
       winsize ws{p.console_rows, p.console_cols, 0, 0};
       ioctl(master.get(), TIOCSWINSZ, &ws);
@@ -389,7 +391,7 @@ Result<int> Runtime::exec(const ExecRequest& req) {
   plan.cgroup = &*c->cgroup;
   std::vector<UniqueFd> child_ends;
   std::function<void(Process&)> attach;
-  UniqueFd root(open(plan.enter_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd root(process->terminal ? open(plan.enter_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC) : -1);
   if (auto s = setup_stdio(req.stdio, process->terminal, *process, root.get(), &plan, &child_ends, &attach); !s) return s.error();
   auto launched = launch(plan);
   child_ends.clear();

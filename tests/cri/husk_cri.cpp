@@ -85,7 +85,7 @@ const char* state_name(cri::ContainerState s) {
 // every binary message starts with its channel — 0 stdin, 1 stdout, 2 stderr, 3 the command's
 // final Status as JSON, 4 terminal resizes. The server closes the socket when the command ends.
 // Returns the command's exit code, or 255 when streaming failed. Exec and Attach alike.
-int stream_exec(const std::string& url, const std::string* input) {
+int stream_session(const std::string& url, const std::string* input) {
   namespace beast = boost::beast;
   namespace websocket = beast::websocket;
   auto scheme = url.find("://");
@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
       url = resp.url();
     }
     alarm(static_cast<unsigned>(timeout_s));  // the whole stream, as the call's deadline
-    return stream_exec(url, with_input ? &input : nullptr);
+    return stream_session(url, with_input ? &input : nullptr);
   } else {
     return usage();
   }

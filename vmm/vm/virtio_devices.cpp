@@ -166,10 +166,7 @@ void VirtioDevices::start(boost::asio::io_context& io) {
       // at a time is as good as forever.
       timer->expires_after(std::chrono::nanoseconds(std::min<uint64_t>(ns, 3600ull * 1000000000)));
       timer->async_wait([this, weak, queue](boost::system::error_code ec) {
-        if (auto tr = weak.lock(); tr && !ec) {
-          tr->notify(queue);
-          resume_host_reads(*tr);
-        }
+        if (auto tr = weak.lock(); tr && !ec) notify(*tr, queue);
       });
     });
     host_ios_.push_back(std::make_unique<LoopHostIo>(io, t));
@@ -186,11 +183,7 @@ void VirtioDevices::start(boost::asio::io_context& io) {
     }
   }
   if (restored_)
-    for (auto& k : kicks_)
-      boost::asio::post(io, [this, t = k->transport, q = k->queue] {
-        t->notify(q);
-        resume_host_reads(*t);
-      });
+    for (auto& k : kicks_) boost::asio::post(io, [this, t = k->transport, q = k->queue] { notify(*t, q); });
 }
 
 std::vector<virtio::MmioTransport::Counters> VirtioDevices::counters() const {
@@ -230,7 +223,8 @@ void VirtioDevices::arm(HostWatch& w) {
                            });
 }
 
-void VirtioDevices::resume_host_reads(const virtio::MmioTransport& t) {
+void VirtioDevices::notify(virtio::MmioTransport& t, uint16_t queue) {
+  t.notify(queue);
   for (auto& w : host_watches_)
     if (w->paused && w->transport.get() == &t && t.wants_host_data()) {
       w->paused = false;
@@ -243,8 +237,7 @@ void VirtioDevices::arm(QueueKick& k) {
   k.watch->async_read_some(boost::asio::buffer(&k.counter, sizeof k.counter),
                            [this, &k](boost::system::error_code ec, size_t) {
                              if (ec) return;
-                             k.transport->notify(k.queue);
-                             resume_host_reads(*k.transport);
+                             notify(*k.transport, k.queue);
                              arm(k);
                            });
 }

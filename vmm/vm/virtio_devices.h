@@ -57,8 +57,9 @@ class VirtioDevices {
     bool paused = false;  // the device wants no input until its next queue notification
   };
   void arm(HostWatch& w);
-  // After a notification of `t`: reads its paused fds again if it wants input now.
-  void resume_host_reads(const virtio::MmioTransport& t);
+  // A queue notification served on the loop (a kick, a limiter retry, the kicks replayed after a
+  // restore); then `t`'s paused host fds are read again if it wants input now.
+  void notify(virtio::MmioTransport& t, uint16_t queue);
   std::vector<std::unique_ptr<HostWatch>> host_watches_;
   std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;  // rate-limiter retries
   class LoopHostIo;  // virtio::HostIo on this event loop, one per transport
