@@ -12,8 +12,8 @@ packages=(
   libseccomp-dev libcap-dev libssl-dev
   # netlink (pod networking in the shim, guest interfaces in the agent); ip netns and tc for its tests
   libnl-3-dev libnl-route-3-dev iproute2
-  # the CRI test: CNI plugins (bridge, host-local, loopback)
-  containernetworking-plugins
+  # the CRI test: CNI plugins (bridge, host-local, loopback, portmap) and iptables for portmap
+  containernetworking-plugins iptables
   # the agent's conformance suite and benchmark run the same bundles under runc
   runc
   # the shim's tests: a private containerd, ctr, and the runc shim as the reference

@@ -56,16 +56,20 @@ T
     command ctr --address "$CTD_DIR/containerd.sock" version >/dev/null 2>&1 || tail -5 "$CTD_DIR/containerd.log" >&2
 }
 
-# cni_bridge_conf NAME SUBNET: a CNI network in CTD_DIR/cni as CTD_CRI's configuration reads it
-# (bridge NAME0 with the gateway, host-local addresses from SUBNET, a default route), and the
-# node files the CRI plugin copies into each pod (the test host has none).
+# cni_bridge_conf NAME SUBNET [portmap]: a CNI network in CTD_DIR/cni as CTD_CRI's configuration
+# reads it (bridge NAME0 with the gateway, host-local addresses from SUBNET, a default route; with
+# "portmap", the portmap plugin for the pods' host ports, as Kubernetes' default CNI configs
+# chain it), and the node files the CRI plugin copies into each pod (the test host has none).
 cni_bridge_conf() {
+  local portmap=""
+  [ "${3:-}" != portmap ] || portmap=',
+  {"type": "portmap", "capabilities": {"portMappings": true}}'
   mkdir -p "$CTD_DIR/cni"
   cat >"$CTD_DIR/cni/10-$1.conflist" <<J
 {"cniVersion": "1.0.0", "name": "$1", "plugins": [
   {"type": "bridge", "bridge": "${1//-/}0", "isGateway": true, "ipMasq": false,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$2"}]], "routes": [{"dst": "0.0.0.0/0"}],
-            "dataDir": "$CTD_DIR/cni-ipam"}}]}
+            "dataDir": "$CTD_DIR/cni-ipam"}}$portmap]}
 J
   [ -e /etc/hosts ] || printf '127.0.0.1 localhost\n' >/etc/hosts
   [ -e /etc/resolv.conf ] || : >/etc/resolv.conf
@@ -133,18 +137,21 @@ ctd_testhost_adds() {
 }
 
 # cri_testhost_adds BUILD: what a CRI script needs in the test host beside ctd_testhost_adds:
-# the CNI plugins, husk-cri and the pause image.
+# the CNI plugins, husk-cri, the pause image, and iptables for portmap (the legacy backend: the
+# test host kernel gets x_tables NAT modules, not nf_tables; the binary picks its mode by name).
 cri_testhost_adds() {
-  local p
-  for p in bridge host-local loopback; do printf -- '--add /usr/lib/cni/%s:/husk/cni/%s\n' "$p" "$p"; done
-  printf -- '--add %s\n' "$1/tests/cri/husk-cri:/husk/bin/husk-cri" "$1/images/pause-oci.tar:/husk/images/pause-oci.tar"
+  local p xt
+  for p in bridge host-local loopback portmap; do printf -- '--add /usr/lib/cni/%s:/husk/cni/%s\n' "$p" "$p"; done
+  xt=$(dirname "$(ls /usr/lib/*/xtables/libxt_comment.so | head -1)")
+  printf -- '--add %s\n' "$1/tests/cri/husk-cri:/husk/bin/husk-cri" "$1/images/pause-oci.tar:/husk/images/pause-oci.tar" \
+    "$(type -P xtables-legacy-multi):/husk/bin/iptables" "$xt:/husk/xtables"
 }
 
 # cri_testhost_env BUILD: ctd_testhost_env's lines for CRI: where husk-cri, the pause image and
 # the CNI plugins are (in the test host, or the build tree where hardware KVM runs it directly).
 cri_testhost_env() {
   echo "export HUSK_CRI=\${HUSK_CRI:-$1/tests/cri/husk-cri} HUSK_PAUSE_IMAGE=\$HUSK_ROOT/images/pause-oci.tar"
-  echo "[ -z \"\${HUSK_IN_TESTHOST:-}\" ] || export HUSK_CRI=/husk/bin/husk-cri CTD_CNI_BIN=/husk/cni"
+  echo "[ -z \"\${HUSK_IN_TESTHOST:-}\" ] || export HUSK_CRI=/husk/bin/husk-cri CTD_CNI_BIN=/husk/cni XTABLES_LIBDIR=/husk/xtables"
 }
 
 # ctd_testhost_bench SRC BUILD OUT NAME TIMEOUT ARGS...: runs bench/NAME.sh ARGS inside the test

@@ -18,7 +18,7 @@ cat >"$D/shim.json" <<J
  "virtiofsd": "${HUSK_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}", "vcpus": 1, "memory_mib": 256, "agent_timeout_ms": 120000}
 J
 mkdir -p "$D/logs"
-cni_bridge_conf huskcni 10.217.0.0/24
+cni_bridge_conf huskcni 10.217.0.0/24 portmap
 trap ctd_cleanup EXIT
 ctd_start
 ctr -n k8s.io image import "$HUSK_OCI_IMAGE" >/dev/null
@@ -28,11 +28,12 @@ field() { sed -n "s/.*\"$1\": \"\\{0,1\\}\\([^\",]*\\)\"\\{0,1\\},\\{0,1\\}$/\\1
 
 check_match "cri: the CRI plugin answers (Version)" '"runtime_name": "containerd"' "$(cri version)"
 
-# A pod as the kubelet makes one: metadata, hostname, log directory; runtime handler husk.
-pod_json() {  # pod_json NAME
+# A pod as the kubelet makes one: metadata, hostname, log directory (and host ports, as a pod
+# spec's hostPort gives them); runtime handler husk.
+pod_json() {  # pod_json NAME [PORT_MAPPINGS_JSON]
   cat >"$D/$1.pod.json" <<J
 {"metadata": {"name": "$1", "namespace": "default", "uid": "uid-$1", "attempt": 0}, "hostname": "$1",
- "log_directory": "$D/logs/$1", "linux": {}}
+ "log_directory": "$D/logs/$1", "port_mappings": [${2:-}], "linux": {}}
 J
 }
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
@@ -45,7 +46,7 @@ container_json() {  # container_json POD NAME CMD...: a busybox container whose 
  "command": [${args%,}], "log_path": "$name.log", "linux": {}}
 J
 }
-pod_json web
+pod_json web '{"protocol": "TCP", "container_port": 8080, "host_port": 30080}'
 t0=$EPOCHREALTIME
 web=$(cri runp "$D/web.pod.json" husk)
 check_match "cri: RunPodSandbox with handler husk returns an id" '^[0-9a-f]{64}$' "$web"
@@ -64,11 +65,18 @@ httpd=$(cri create "$web" "$D/web.httpd.json" "$D/web.pod.json")
 cri start "$httpd"
 check "cri: ContainerStatus RUNNING" CONTAINER_RUNNING "$(cri inspect "$httpd" | field state)"
 printf '%s\n' "web: RunPodSandbox -> container started: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", (b - a) * 1000}') ms"
-get() { printf 'GET %s HTTP/1.0\r\n\r\n' "$2" | nc -w 30 "$1" 8080 2>/dev/null; }  # get IP PATH
+get() { printf 'GET %s HTTP/1.0\r\n\r\n' "$2" | nc -w 30 "$1" "${3:-8080}" 2>/dev/null; }  # get IP PATH [PORT]
 serving() { get "$web_ip" /sum | tail -n1 | grep -Eq '^[0-9a-f]{32}$'; }
 wait_until 30 "the pod to serve on $web_ip:8080" serving
 sum=$(get "$web_ip" /sum | tail -n1)
 check "cri: the host fetches a file from the pod IP, byte-identical" "$sum" "$(get "$web_ip" /blob | tail -c 200000 | md5sum | cut -d' ' -f1)"
+# hostPort: the portmap plugin DNATs the node's port 30080 to the pod IP's 8080, which the tc
+# redirect carries into the guest; the node's own addresses (the bridge's gateway) and localhost.
+gw=${web_ip%.*}.1
+check "cri: the host port is a DNAT rule to the pod IP" 1 "$(iptables -t nat -S 2>/dev/null | grep -c -- "-j DNAT --to-destination $web_ip:8080")"
+check "cri: a host port (CNI portmap) reaches the pod through the node's address" hello-from-a-husk-pod "$(get "$gw" /index.html 30080 | tail -n1)"
+check "cri: a host port reaches the pod through localhost" hello-from-a-husk-pod "$(get 127.0.0.1 /index.html 30080 | tail -n1)"
+check "cri: a file through the host port, byte-identical" "$sum" "$(get "$gw" /blob 30080 | tail -c 200000 | md5sum | cut -d' ' -f1)"
 container_json web client sh -c 'echo client-started; exec sleep 100000'
 client=$(cri create "$web" "$D/web.client.json" "$D/web.pod.json")
 cri start "$client"
@@ -139,6 +147,8 @@ check "cri: no pod left" 0 "$(cri pods | wc -l)"
 gone() { [ -z "$(pids_of "containerd-shim-husk-v2.*-address $D|husk-vmm|virtiofsd.*$D/run")" ]; }
 wait_until 30 "shims, VMMs and virtiofsd to exit" gone
 check "cri: no shim, VMM or virtiofsd left" "" "$(pids_of "containerd-shim-husk-v2.*-address $D|husk-vmm|virtiofsd.*$D/run")"
+check "cri: no host-port NAT rule left" 0 "$(iptables -t nat -S 2>/dev/null | grep -c 'CNI-DN-')"
+check "cri: the host port no longer answers" "" "$(get "$gw" /index.html 30080)"
 check "cri: no CNI network namespace left" 0 "$(ls /var/run/netns 2>/dev/null | grep -c '^cni-')"
 check "cri: no sandbox state left" "" "$(ls "$D/run" 2>/dev/null | grep -v '^jail-uids$')"
 check "cri: no mount left under the sandbox state" 0 "$(grep -c " $D/run" /proc/mounts)"

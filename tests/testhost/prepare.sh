@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the test host's kernel: Debian's cloud kernel (bzImage) and its kvm, kvm-amd,
-# kvm-intel, irqbypass, tun, vhost-vsock, veth, bridge and tc (ingress, u32, mirred) modules, unpacked (not installed) into $HUSK_CACHE/testhost/<version>.
+# kvm-intel, irqbypass, tun, vhost-vsock, veth, bridge, tc (ingress, u32, mirred) and iptables NAT
+# (for CNI's portmap plugin) modules, unpacked (not installed) into $HUSK_CACHE/testhost/<version>.
 # Prints that directory.
 set -euo pipefail
 cache=${HUSK_CACHE:-/var/cache/husk}/testhost
@@ -13,7 +14,7 @@ pkg=$(resolve)
 [ -n "$pkg" ] || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(resolve); }
 [ -n "$pkg" ] || { echo "testhost: cannot resolve linux-image-cloud-amd64 (apt-get update failed?)" >&2; exit 1; }
 # Bump the suffix when the module list below changes.
-dir=$cache/$pkg-4
+dir=$cache/$pkg-5
 if [ ! -f "$dir/ready" ]; then
   echo "testhost: fetching $pkg" >&2
   rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp/deb"
@@ -26,7 +27,12 @@ if [ ! -f "$dir/ready" ]; then
     drivers/net/tun.ko net/vmw_vsock/vsock.ko drivers/vhost/vhost_iotlb.ko drivers/vhost/vhost.ko \
     net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/vhost/vhost_vsock.ko \
     drivers/net/veth.ko net/llc/llc.ko net/802/stp.ko net/bridge/bridge.ko \
-    net/sched/sch_ingress.ko net/sched/cls_u32.ko net/sched/act_mirred.ko; do
+    net/sched/sch_ingress.ko net/sched/cls_u32.ko net/sched/act_mirred.ko \
+    lib/libcrc32c.ko net/netfilter/x_tables.ko net/ipv4/netfilter/ip_tables.ko \
+    net/ipv4/netfilter/nf_defrag_ipv4.ko net/ipv6/netfilter/nf_defrag_ipv6.ko net/netfilter/nf_conntrack.ko \
+    net/netfilter/nf_nat.ko net/ipv4/netfilter/iptable_nat.ko net/netfilter/xt_nat.ko \
+    net/netfilter/xt_MASQUERADE.ko net/netfilter/xt_addrtype.ko net/netfilter/xt_comment.ko \
+    net/netfilter/xt_mark.ko net/netfilter/xt_multiport.ko net/netfilter/xt_tcpudp.ko; do
     f=$(ls "$dir.tmp"/x/lib/modules/*/kernel/$m*)
     case "$f" in
       *.xz) xz -dc "$f" >"$dir.tmp/modules/$(basename "$m")" ;;
