@@ -126,6 +126,7 @@ class VmSandbox : public Sandbox {
 
   Status start() override {
     mark_ = std::chrono::steady_clock::now();
+    warm_.emplace();  // gRPC's start-up, while the jail, the helpers and the guest start
     HUSK_TRY(prepare());
 
     // A pod's sandbox restores a template with as many NICs as the pod has interfaces.
@@ -143,12 +144,8 @@ class VmSandbox : public Sandbox {
     } else {
       HUSK_TRY(launch(Launch{}));
     }
-    HUSK_TRY(wait_for_agent());
+    HUSK_TRY(wait_for_agent(from_template_));
     phase(from_template_ ? "restore+agent" : "boot+agent");
-    if (from_template_) {
-      HUSK_TRY(tell_restored());
-      phase("reseed+clock");
-    }
     // The share is mounted once for the sandbox; every container's root is a directory in it.
     agent::v1::CreateSandboxRequest req;
     auto* st = req.add_storages();
@@ -305,8 +302,10 @@ class VmSandbox : public Sandbox {
   }
 
   // The agent answers once the guest booted (or was restored); attempts are short so a helper
-  // that died is noticed at once instead of at the deadline.
-  Status wait_for_agent() {
+  // that died is noticed at once instead of at the deadline. A restored guest's first call is
+  // Restored: every copy of a template starts with the template's CRNG state and wall clock,
+  // and nothing may run in it before both are its own.
+  Status wait_for_agent(bool restored = false) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms);
     if (ready_fd_) {
       // Until the guest says so (or husk-vmm is gone: the pair's other end closes). The wakeups
@@ -320,11 +319,21 @@ class VmSandbox : public Sandbox {
       }
       ready_fd_.reset();
     }
+    agent_client::Probe probe;
+    if (restored) {
+      auto req = agent_client::restored_request();
+      if (!req) return req.error();
+      probe = [req = *req](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext& ctx) {
+        agent::v1::Empty e;
+        auto s = agent::v1::Agent::NewStub(ch)->Restored(&ctx, req, &e);
+        return s.ok() ? s : grpc::Status(s.error_code(), "reseeding the restored guest: " + s.error_message());
+      };
+    }
     Result<std::shared_ptr<grpc::Channel>> ch = make_error("timed out");
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       ch = agent_client::connect("hvsock:" + vsock_path() + ":" + std::to_string(agent::kAgentPort),
-                                 std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(3000)));
+                                 std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(3000)), probe);
       if (ch || left.count() <= 3000) break;
       if (auto dead = failure(); !dead.empty())
         return make_error("%s; VMM log: %s; virtiofsd log: %s; guest console: %s", dead.c_str(), log_tail(vmm_log()).c_str(),
@@ -406,18 +415,6 @@ class VmSandbox : public Sandbox {
     return s;
   }
 
-  // Every copy of a template starts with the template's CRNG state and wall clock.
-  Status tell_restored() {
-    auto req = agent_client::restored_request();
-    if (!req) return req.error();
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(c_.agent_timeout_ms));
-    agent::v1::Empty e;
-    if (auto st = agent::v1::Agent::NewStub(channel_)->Restored(&ctx, *req, &e); !st.ok())
-      return make_error(static_cast<ErrorCode>(st.error_code()), "reseeding the restored guest: %s", st.error_message().c_str());
-    return {};
-  }
-
   // The guest's NICs get the pod interfaces' names, addresses, routes and neighbours.
   Status configure_guest_network() {
     auto stub = agent::v1::Agent::NewStub(channel_);
@@ -445,6 +442,7 @@ class VmSandbox : public Sandbox {
   std::optional<Jail> jail_;
   std::optional<PodNetwork> net_;
   std::optional<Share> share_;
+  std::optional<agent_client::WarmUp> warm_;
   std::string snapshot_state_spec_, snapshot_mem_spec_;  // "fd=N" in the template VM
   bool from_template_ = false;                           // this sandbox restored a template
   UniqueFd ready_fd_;  // the shim's end of the agent's "ready" stream, while booting

@@ -1,5 +1,6 @@
 #include "guest-agent/client/connect.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/create_channel_posix.h>
 #include <linux/vm_sockets.h>
 #include <poll.h>
@@ -45,23 +46,30 @@ Result<UniqueFd> hybrid_vsock(const std::string& path, unsigned port, Clock::tim
   return fd;
 }
 
-bool healthy(const std::shared_ptr<grpc::Channel>& ch, Clock::time_point deadline, std::string* why) {
-  auto stub = husk::agent::v1::Agent::NewStub(ch);
+grpc::Status health(const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext& ctx) {
+  husk::agent::v1::HealthRequest req;
+  husk::agent::v1::HealthResponse resp;
+  auto s = husk::agent::v1::Agent::NewStub(ch)->Health(&ctx, req, &resp);
+  if (s.ok() && resp.status() != husk::agent::v1::HealthResponse::SERVING)
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is not serving");
+  return s;
+}
+
+bool answers(const std::shared_ptr<grpc::Channel>& ch, const Probe& probe, Clock::time_point deadline, std::string* why) {
   grpc::ClientContext ctx;
   // Bounded per attempt: a stream that connected but never carries an answer (a guest that
   // reset mid-handshake) is abandoned for a fresh one instead of eating the whole timeout.
   auto left = std::clamp<Clock::duration>(deadline - Clock::now(), std::chrono::milliseconds(200), std::chrono::seconds(5));
   ctx.set_deadline(std::chrono::system_clock::now() + left);
-  husk::agent::v1::HealthRequest req;
-  husk::agent::v1::HealthResponse resp;
-  auto s = stub->Health(&ctx, req, &resp);
+  auto s = probe ? probe(ch, ctx) : health(ch, ctx);
   if (!s.ok()) *why = s.error_message();
-  return s.ok() && resp.status() == husk::agent::v1::HealthResponse::SERVING;
+  return s.ok();
 }
 
 }  // namespace
 
-Result<std::shared_ptr<grpc::Channel>> connect(const std::string& address, std::chrono::milliseconds timeout) {
+Result<std::shared_ptr<grpc::Channel>> connect(const std::string& address, std::chrono::milliseconds timeout,
+                                               const Probe& probe) {
   auto deadline = Clock::now() + timeout;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
@@ -86,7 +94,7 @@ Result<std::shared_ptr<grpc::Channel>> connect(const std::string& address, std::
                      : connect_vsock(static_cast<unsigned>(std::strtoul(where.c_str(), nullptr, 10)), port);
     if (fd) {
       auto ch = grpc::CreateCustomInsecureChannelFromFd("husk-agent", fd->release(), args);
-      if (healthy(ch, deadline, &last)) return ch;
+      if (answers(ch, probe, deadline, &last)) return ch;
     } else {
       last = fd.error().message;
     }
@@ -95,6 +103,23 @@ Result<std::shared_ptr<grpc::Channel>> connect(const std::string& address, std::
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 << std::min(attempt, 5), 100)));
   }
   return make_error("agent at %s: %s", address.c_str(), last.c_str());
+}
+
+WarmUp::WarmUp() {
+  grpc_init();
+  thread_ = std::thread([] {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+    UniqueFd peer(sv[1]);  // open while the channel lives: its preface goes nowhere, quietly
+    grpc::ChannelArguments args;
+    auto ch = grpc::CreateCustomInsecureChannelFromFd("husk-warm-up", sv[0], args);  // owns sv[0]
+    ch->GetState(true);
+  });
+}
+
+WarmUp::~WarmUp() {
+  thread_.join();
+  grpc_shutdown();
 }
 
 }  // namespace husk::agent_client
