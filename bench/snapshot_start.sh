@@ -55,7 +55,7 @@ trap 'ctd_cleanup || echo "cleanup: the benchmark left something of its containe
 vmm=${HUSK_VMM:-$build/vmm/husk-vmm}
 kernel=${HUSK_KERNEL:-$build/images/vmlinux}
 initrd=${HUSK_AGENT_INITRD:-$build/images/agent-initramfs.cpio}
-echo "{\"mode\": \"vm\", \"state_dir\": \"$D/run\", \"vmm\": \"$vmm\", \"jailer\": \"${HUSK_JAILER:-$build/jailer/husk-jailer}\", \"kernel\": \"$kernel\", \"initramfs\": \"$initrd\", \"agent_timeout_ms\": 120000, \"log_level\": \"debug\"}" >"$D/cold.json"
+echo "{\"mode\": \"vm\", \"state_dir\": \"$D/run\", \"vmm\": \"$vmm\", \"jailer\": \"${HUSK_JAILER:-$build/jailer/husk-jailer}\", \"kernel\": \"$kernel\", \"initramfs\": \"$initrd\", \"agent_timeout_ms\": 600000, \"log_level\": \"debug\"}" >"$D/cold.json"
 sed 's/^{/{"start": "template", /' "$D/cold.json" >"$D/template.json"
 ctd_start
 ctr image import "${HUSK_OCI_IMAGE:-$build/images/busybox-oci.tar}" >/dev/null

@@ -160,9 +160,10 @@ TEST(VirtioFs, GuestMountsAHostDirectoryReadsAndWrites) {
       "-o sandbox=chroot >/tmp/vfsd.log 2>&1 &\n"
       "wait_for 10 'the socket of virtiofsd' test -S /tmp/vfs.sock\n"
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --fs hostshare,/tmp/vfs.sock "
-      "--append husk_mode=fs &\n"
+      "--append husk_mode=fs >/tmp/vmm.out 2>&1 &\n"
       "vmm=$!\n"
-      // What virtiofsd maps of husk-vmm's: the bounce area (4 MiB + 2 ring pages), no guest RAM.
+      // What virtiofsd maps of husk-vmm's (once the guest's first request set it up; the guest's
+      // console goes to a file meanwhile, so lines do not interleave): the bounce area (4 MiB + 2 ring pages), no guest RAM.
       "wait_for 60 'virtiofsd mapping shared memory' sh -c 'grep -q memfd: /proc/$(pidof virtiofsd | cut -d\" \" -f1)/maps'\n"
       "for p in $(pidof virtiofsd); do grep memfd: /proc/$p/maps; done | while read -r range _ _ _ _ name _; do "
       "echo \"$name:$((0x${range#*-} - 0x${range%-*}))\"; done | sort -u > /tmp/backend-maps\n"
@@ -170,6 +171,7 @@ TEST(VirtioFs, GuestMountsAHostDirectoryReadsAndWrites) {
       "echo BACKEND_MAP_KINDS=$(wc -l < /tmp/backend-maps)\n"
       "wait $vmm\n"
       "echo VMM_EXIT=$?\n"
+      "cat /tmp/vmm.out\n"
       "echo HOST_SEES=$(cat /tmp/share/from-guest.txt)\n"
       "echo HOST_COPY_MD5=$(md5sum < /tmp/share/big-copy.bin | cut -d' ' -f1)\n"
       "cat /tmp/vfsd.log | tail -5\n",

@@ -340,5 +340,35 @@ TEST_F(VirtioFsTest, HighPriorityRequestsUseTheirOwnRing) {
   EXPECT_EQ(backend->seen[0].writable_descs, 0);
 }
 
+// A sandbox's virtiofsd starts beside husk-vmm: opening and activating the device ask nothing
+// of it (the old handshake at open waited for it on every start), the guest's first request does.
+struct VirtioFsLateBackendTest : VirtioFsTest {
+  int peer = -1;
+  void SetUp() override {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    peer = sv[1];
+    auto f = Fs::open(FsConfig{"share", "fd=" + std::to_string(sv[0])});
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    fs = *f;
+    hiprio.configure(queues[0]);
+    requests.configure(queues[1]);
+    auto s = fs->activate(mem, queues, kFVersion1, notifier);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+};
+
+TEST_F(VirtioFsLateBackendTest, NothingIsAskedOfTheBackendBeforeTheGuestsFirstRequest) {
+  pollfd p{peer, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "the device talked to its backend before the guest asked";
+  backend = std::make_unique<FakeBackend>(peer);  // up only now; it owns the socket
+  put(0x100000, "late");
+  requests.add_chain({{0x100000, 4}, {0x300000, 4, true}});
+  ASSERT_TRUE(fs->process_queue(1).ok());
+  ASSERT_TRUE(pump().ok());
+  EXPECT_EQ(get(0x300000, 4), "LATE");
+  EXPECT_EQ(backend->regions, 1);
+}
+
 }  // namespace
 }  // namespace husk::virtio

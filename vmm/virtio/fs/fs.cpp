@@ -27,10 +27,6 @@ Result<std::shared_ptr<Fs>> Fs::open(const FsConfig& cfg) {
   if (!area) return area.error();
   auto backend = VhostUserClient::connect(cfg.socket);
   if (!backend) return backend.error();
-  if (auto s = backend->set_owner(); !s) return s.error();
-  auto features = backend->get_features();
-  if (!features) return features.error();
-  if (!(*features & kFVersion1)) return make_error("virtio-fs backend does not offer VIRTIO_F_VERSION_1");
   auto fs = std::make_shared<Fs>(std::move(*backend), cfg.tag, std::move(*area));
   for (const auto& lane : fs->lanes_)
     if (!lane.kick || !lane.call) return make_error("virtio-fs: eventfd: %s", strerror(errno));
@@ -58,6 +54,10 @@ void Fs::read_config(uint64_t offset, std::span<uint8_t> data) {
 }
 
 Status Fs::setup_backend() {
+  if (auto s = backend_.set_owner(); !s) return s;
+  auto features = backend_.get_features();
+  if (!features) return features.error();
+  if (!(*features & kFVersion1)) return make_error("virtio-fs backend does not offer VIRTIO_F_VERSION_1");
   // Our rings use no optional ring feature, whatever the guest acked for its own.
   if (auto s = backend_.set_features(kFVersion1); !s) return s;
   VhostUserRegion region{kBounceAddr, area_.size(), reinterpret_cast<uint64_t>(area_.base()), area_.fd()};
@@ -79,9 +79,6 @@ Status Fs::setup_backend() {
 
 Status Fs::activate(GuestMemory& mem, std::vector<Queue>& queues, uint64_t, Notifier& notifier) {
   if (queues.size() != lanes_.size()) return make_error("virtio-fs: expected %zu queues", lanes_.size());
-  // Once: a guest that resets and re-activates the device keeps talking to the same backend on
-  // the same rings (requests of the old activation complete as orphans).
-  if (!backend_ready_) HUSK_TRY(setup_backend());
   mem_ = &mem;
   queues_ = &queues;
   notifier_ = &notifier;
@@ -107,6 +104,11 @@ Status Fs::check_snapshot(const GuestMemory& mem, const std::vector<Queue>& queu
 
 Status Fs::process_queue(uint16_t index) {
   if (!queues_ || index >= lanes_.size()) return {};
+  // At the guest's first request, not at start or activation: the backend (a virtiofsd started
+  // beside us) is still starting then, and a restored guest runs long before it mounts the
+  // share. Once: a guest that resets and re-activates the device keeps talking to the same
+  // backend on the same rings (requests of the old activation complete as orphans).
+  if (!backend_ready_) HUSK_TRY(setup_backend());
   return forward(index);
 }
 

@@ -5,6 +5,8 @@
 // One copy each way buys private guest memory (snapshots restore it MAP_PRIVATE, so copies of
 // a template share its pages), a backend confined to requests, and requests the guest cannot
 // change under the backend. The guest mounts it with `mount -t virtiofs TAG /mnt`.
+// Nothing is asked of the backend before the guest's first request (the vhost-user handshake
+// waits for nothing at start: a sandbox's virtiofsd starts beside husk-vmm).
 #pragma once
 
 #include <memory>
