@@ -193,7 +193,11 @@ struct VirtioFsTest : ::testing::Test {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     backend = std::make_unique<FakeBackend>(sv[1]);
-    auto f = Fs::open(FsConfig{"share", "fd=" + std::to_string(sv[0])});
+    open_and_activate(sv[0]);
+  }
+  // The device on the VMM's end of a backend socket, activated by the guest's driver.
+  void open_and_activate(int fd) {
+    auto f = Fs::open(FsConfig{"share", "fd=" + std::to_string(fd)});
     ASSERT_TRUE(f.ok()) << f.error().message;
     fs = *f;
     hiprio.configure(queues[0]);
@@ -348,13 +352,7 @@ struct VirtioFsLateBackendTest : VirtioFsTest {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     peer = sv[1];
-    auto f = Fs::open(FsConfig{"share", "fd=" + std::to_string(sv[0])});
-    ASSERT_TRUE(f.ok()) << f.error().message;
-    fs = *f;
-    hiprio.configure(queues[0]);
-    requests.configure(queues[1]);
-    auto s = fs->activate(mem, queues, kFVersion1, notifier);
-    ASSERT_TRUE(s.ok()) << s.error().message;
+    open_and_activate(sv[0]);
   }
 };
 
