@@ -164,9 +164,9 @@ per() { awk -F, -v m="$1" -v c="$2" '$1 == m {printf "%.1f", $c / $2 / 1024}' "$
     "$(awk -v a="$(pct "$csv" template 0.5)" -v b="$(pct "$csv" runc 0.5)" 'BEGIN{print a/b}')" \
     "$(awk -v a="$(pct "$csv" cold 0.5)" -v b="$(pct "$csv" runc 0.5)" 'BEGIN{print a/b}')"
   # restore+agent ends with the guest's Restored call (fresh CRNG seed and clock) answered
+  boot_ms=$(phase c boot\\+agent) restore_ms=$(phase t restore\\+agent)
   printf "  the shim's phases (medians): cold boot+agent %.1f ms; template restore+agent %.1f ms (%.3f of cold)\n" \
-    "$(phase c boot\\+agent)" "$(phase t restore\\+agent)" \
-    "$(awk -v a="$(phase t restore\\+agent)" -v b="$(phase c boot\\+agent)" 'BEGIN{print a/b}')"
+    "$boot_ms" "$restore_ms" "$(awk -v a="$restore_ms" -v b="$boot_ms" 'BEGIN{print a/b}')"
   printf "  making the template (first sandbox, once): %.1f ms\n" "$template_ms"
   echo "husk-vmm exec to the agent's first answer, $n each:"
   printf "  boot     p50 %8.1f ms   p90 %8.1f ms\n" "$(pct "$rcsv" boot 0.5)" "$(pct "$rcsv" boot 0.9)"

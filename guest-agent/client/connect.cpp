@@ -106,8 +106,9 @@ Result<std::shared_ptr<grpc::Channel>> connect(const std::string& address, std::
 }
 
 WarmUp::WarmUp() {
-  grpc_init();
+  // grpc_init too on the thread: it is a good part of the cost, and the caller must not wait.
   thread_ = std::thread([] {
+    grpc_init();  // released by the destructor, after the join
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
     UniqueFd peer(sv[1]);  // open while the channel lives: its preface goes nowhere, quietly

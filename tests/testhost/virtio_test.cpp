@@ -162,8 +162,9 @@ TEST(VirtioFs, GuestMountsAHostDirectoryReadsAndWrites) {
       "\"$HUSK_VMM\" --kernel \"$HUSK_KERNEL\" --initrd \"$HUSK_INITRD\" --fs hostshare,/tmp/vfs.sock "
       "--append husk_mode=fs >/tmp/vmm.out 2>&1 &\n"
       "vmm=$!\n"
-      // What virtiofsd maps of husk-vmm's (once the guest's first request set it up; the guest's
-      // console goes to a file meanwhile, so lines do not interleave): the bounce area (4 MiB + 2 ring pages), no guest RAM.
+      // What virtiofsd maps of husk-vmm's: the bounce area (4 MiB + 2 ring pages), no guest RAM.
+      // It is set up at the guest's first request; the guest's console goes to a file meanwhile,
+      // so its lines and ours do not interleave.
       "wait_for 60 'virtiofsd mapping shared memory' sh -c 'grep -q memfd: /proc/$(pidof virtiofsd | cut -d\" \" -f1)/maps'\n"
       "for p in $(pidof virtiofsd); do grep memfd: /proc/$p/maps; done | while read -r range _ _ _ _ name _; do "
       "echo \"$name:$((0x${range#*-} - 0x${range%-*}))\"; done | sort -u > /tmp/backend-maps\n"
