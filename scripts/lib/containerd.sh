@@ -101,6 +101,12 @@ ctr() {
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo "TIMEOUT: ctr $* did not return in $((60 * $(time_scale)))s; containerd.log:" >&2
     tail -30 "$CTD_DIR/containerd.log" >&2
+    # The husk sandboxes' own logs (guest console, husk-vmm, virtiofsd): what the guest did last.
+    local f
+    for f in $(find "$CTD_DIR/run" -name '*.log' -mmin -30 2>/dev/null); do
+      echo "== $f (end):" >&2
+      tail -c 3000 "$f" >&2
+    done
   fi
   return "$rc"
 }
@@ -168,7 +174,7 @@ ctd_testhost_bench() {
     echo "bash \$HUSK_SRC/bench/$name.sh $*"
   } >"$script"
   # shellcheck disable=SC2046  # one --add pair per line, no spaces in the paths
-  HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout "$timeout" --mem "${HUSK_BENCH_MEM:-3072}" \
+  HUSK_BUILD=$build "$src/tests/testhost/run.sh" --timeout "$timeout" --mem "${HUSK_BENCH_MEM:-3072}" --cpus "${HUSK_BENCH_CPUS:-1}" \
     --add "$src/bench/$name.sh:/husk/src/bench/$name.sh" --add "$src/bench/lib.sh:/husk/src/bench/lib.sh" \
     $(ctd_testhost_adds "$build") "$script" | tee "$out/$name.txt"
   local rc=${PIPESTATUS[0]}

@@ -73,6 +73,13 @@ TEST(Boot, TripleFaultIsANonZeroExit) {
       "\"$HUSK_VMM\" --bin /tmp/int3.bin --console none\necho VMM_EXIT=$?\n");
   ASSERT_NE(r.exit_code, kTesthostBroken) << r.output;
   EXPECT_NE(r.output.find("triple fault"), std::string::npos) << r.output;
+  // Where it died, read by the vCPU thread under its seccomp filter: the IDT husk-vmm gave a raw
+  // image has room for no 16-byte gate (limit 7), which is why the breakpoint was not delivered.
+  // On AMD KVM resets the vCPU at a shutdown, and the message says that instead.
+  ASSERT_NE(r.output.find("unrecoverable fault (vCPU 0: "), std::string::npos) << r.output;
+  if (r.output.find("KVM reset it at the shutdown (AMD)") == std::string::npos) {
+    EXPECT_NE(r.output.find("idt 0x520+0x7"), std::string::npos) << r.output;
+  }
   EXPECT_EQ(r.value("VMM_EXIT"), "3") << r.output;
 }
 

@@ -26,6 +26,18 @@ TEST(GuestMemory, ReadsBackWhatWasWritten) {
   EXPECT_EQ(mem.read_obj<uint64_t>(GuestAddress(0x101ff8)).value(), 42u);
 }
 
+TEST(GuestMemory, HostAddressesShareTheGuestsHugePageAlignment) {
+  // KVM can only give the guest a 2 MiB mapping where host and guest addresses agree modulo
+  // 2 MiB; a region at a page-aligned (not 2 MiB-aligned) guest address keeps its offset.
+  constexpr uint64_t k2M = 2u << 20;
+  auto m = GuestMemory::create({{GuestAddress(0), 4 * k2M}, {GuestAddress(5 * k2M + 0x3000), k2M}});
+  ASSERT_TRUE(m.ok());
+  for (const auto& r : m->regions()) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(r.host()) % k2M, r.start.value % k2M);
+    ASSERT_TRUE(m->fill(r.start, r.size, 0x5a).ok());  // all of it is mapped and writable
+  }
+}
+
 TEST(GuestMemory, RejectsAccessOutsideOrAcrossRegions) {
   auto mem = two_regions();
   EXPECT_FALSE(mem.read_obj<uint64_t>(GuestAddress(0xfffc)).ok());      // straddles the end

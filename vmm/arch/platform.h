@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/result.h"
@@ -57,6 +58,10 @@ class Platform {
   virtual Status restore_vm(kvm::Vm& vm, snapshot::Reader& r) = 0;
   virtual Status save_vcpu(const kvm::Kvm& kvm, const kvm::Vcpu& vcpu, snapshot::Writer& w) = 0;
   virtual Status restore_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, snapshot::Reader& r) = 0;
+
+  // Where a vCPU stood when the guest stopped on a fault it could not handle (a triple fault),
+  // for the error message: the only clue a guest that died before printing anything leaves.
+  virtual std::string describe_vcpu(const kvm::Vcpu& vcpu) const = 0;
 };
 
 std::unique_ptr<Platform> make_platform();

@@ -13,7 +13,25 @@
 namespace husk {
 namespace {
 constexpr uint64_t kPage = 4096;
+constexpr uint64_t kHugePage = 2ull << 20;
+
+// Anonymous memory for `size` bytes at a host address congruent to `gpa` modulo 2 MiB. KVM maps a
+// guest page with a 2 MiB entry only where host and guest addresses agree in that alignment and
+// the host maps a huge page there, and a file (a restored snapshot) is only mapped with huge pages
+// at 2 MiB-aligned addresses; Linux 6.1 aligns neither mapping by itself. Over-reserves by 2 MiB
+// and trims.
+void* map_aligned(uint64_t gpa, uint64_t size) {
+  uint64_t len;
+  if (__builtin_add_overflow(size, kHugePage, &len)) return MAP_FAILED;
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return p;
+  auto base = reinterpret_cast<uintptr_t>(p);
+  uintptr_t start = base + ((gpa - base) % kHugePage);
+  if (start > base) ::munmap(p, start - base);
+  if (uintptr_t end = base + len; end > start + size) ::munmap(reinterpret_cast<void*>(start + size), end - start - size);
+  return reinterpret_cast<void*>(start);
 }
+}  // namespace
 
 Result<GuestMemory> GuestMemory::create(const std::vector<RamRegion>& regions) {
   GuestMemory mem;
@@ -31,7 +49,7 @@ Result<GuestMemory> GuestMemory::create(const std::vector<RamRegion>& regions) {
       return make_error("guest RAM region at 0x%llx overflows", (unsigned long long)r.start.value);
     if (i > 0 && r.start.value < prev_end) return make_error("guest RAM regions overlap");
     prev_end = end;
-    void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = map_aligned(r.start.value, r.size);
     if (p == MAP_FAILED)
       return make_error("cannot map %llu MiB of guest memory: %s",
                         (unsigned long long)(r.size >> 20), strerror(errno));

@@ -12,7 +12,11 @@ using seccomp::Rule;
 
 const std::vector<Rule>& vcpu_rules() {
   static const std::vector<Rule> rules = {
-      ioctl_rule(KVM_RUN, "run the guest: the only KVM ioctl a vCPU thread makes"),
+      ioctl_rule(KVM_RUN, "run the guest"),
+      // Its own registers, read once when the guest triple-faults: the error message says where.
+      ioctl_rule(KVM_GET_REGS, "a triple fault's registers"),
+      ioctl_rule(KVM_GET_SREGS, "a triple fault's system registers"),
+      ioctl_rule(KVM_GET_VCPU_EVENTS, "a triple fault's pending exception"),
   };
   return rules;
 }

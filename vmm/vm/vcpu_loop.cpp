@@ -94,7 +94,7 @@ bool MicroVm::handle_exit(kvm::Vcpu& vcpu) {
       stop_.request(StopReason::kPowerOff);
       return false;
     case KVM_EXIT_SHUTDOWN:
-      stop_.request(StopReason::kTripleFault);
+      stop_.request(StopReason::kTripleFault, platform_->describe_vcpu(vcpu));
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       switch (run->system_event.type) {

@@ -21,6 +21,7 @@ class X86Platform : public Platform {
   Status restore_vm(kvm::Vm& vm, snapshot::Reader& r) override;
   Status save_vcpu(const kvm::Kvm& kvm, const kvm::Vcpu& vcpu, snapshot::Writer& w) override;
   Status restore_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, snapshot::Reader& r) override;
+  std::string describe_vcpu(const kvm::Vcpu& vcpu) const override;
 
  private:
   Status load_linux(GuestMemory& mem, const boot::BootImages& images, const BootConfig& cfg);
