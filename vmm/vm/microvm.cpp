@@ -148,7 +148,7 @@ int MicroVm::run() {
     case StopReason::kReset: LOG_DEBUG("guest reset: stopping"); break;
     case StopReason::kPowerOff: LOG_DEBUG("guest powered off"); break;
     case StopReason::kGuestPanic: LOG_ERROR("guest kernel panicked"); break;
-    case StopReason::kTripleFault: 
+    case StopReason::kTripleFault:
       LOG_ERROR("guest triple fault (KVM_EXIT_SHUTDOWN): the guest CPU reset itself on an unrecoverable fault (%s)", detail.c_str());
       break;
     case StopReason::kVmError: LOG_ERROR("VM stopped: %s", detail.c_str()); break;

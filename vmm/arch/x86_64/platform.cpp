@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "common/log.h"
 #include "vmm/arch/x86_64/boot_params.h"
@@ -175,6 +177,29 @@ Result<Platform::MmioSlot> X86Platform::virtio_slot(unsigned index) const {
   if (index > kLastIrq - kFirstIrq)
     return make_error("at most %u virtio devices", kLastIrq - kFirstIrq + 1);
   return MmioSlot{layout::kVirtioMmioBase + uint64_t{index} * 0x1000, kFirstIrq + index};
+}
+
+std::string X86Platform::describe_vcpu(const kvm::Vcpu& vcpu) const {
+  const std::string who = "vCPU " + std::to_string(vcpu.id()) + ": ";
+  auto regs = vcpu.get_regs();
+  auto sregs = vcpu.get_sregs();
+  if (!regs || !sregs) return who + "registers unreadable";
+  // AMD's SVM leaves the guest state undefined at a shutdown intercept, so KVM resets the vCPU
+  // there: what is left is the reset vector, not where the guest died (Intel keeps it).
+  if (regs->rip == 0xfff0 && sregs->cs.selector == 0xf000 && sregs->cr0 == 0x60000010)
+    return who + "KVM reset it at the shutdown (AMD), no registers to show";
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "rip 0x%llx rsp 0x%llx rflags 0x%llx cs 0x%x cr0 0x%llx cr2 0x%llx cr3 0x%llx cr4 0x%llx efer 0x%llx "
+                "idt 0x%llx+0x%x",
+                (unsigned long long)regs->rip, (unsigned long long)regs->rsp, (unsigned long long)regs->rflags,
+                sregs->cs.selector, (unsigned long long)sregs->cr0, (unsigned long long)sregs->cr2,
+                (unsigned long long)sregs->cr3, (unsigned long long)sregs->cr4, (unsigned long long)sregs->efer,
+                (unsigned long long)sregs->idt.base, sregs->idt.limit);
+  std::string s = who + buf;
+  if (auto events = vcpu.get_vcpu_events(); events && events->exception.injected)
+    s += " pending exception " + std::to_string(events->exception.nr);
+  return s;
 }
 
 }  // namespace x86

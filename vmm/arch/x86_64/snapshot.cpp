@@ -5,8 +5,6 @@
 //  - vCPU events last: they carry pending exceptions and interrupts that the other SET ioctls
 //    may have disturbed.
 #include <algorithm>
-#include <cstdio>
-#include <string>
 
 #include "vmm/arch/x86_64/platform.h"
 
@@ -143,29 +141,6 @@ Status X86Platform::restore_vcpu(const kvm::Kvm& kvm, kvm::Vcpu& vcpu, snapshot:
   if (static_cast<size_t>(*n) != msrs.size())
     return make_error("KVM_SET_MSRS refused MSR 0x%x on vCPU %u", msrs[static_cast<size_t>(*n)].index, vcpu.id());
   return vcpu.set_vcpu_events(events);
-}
-
-std::string X86Platform::describe_vcpu(const kvm::Vcpu& vcpu) const {
-  auto regs = vcpu.get_regs();
-  auto sregs = vcpu.get_sregs();
-  auto events = vcpu.get_vcpu_events();
-  if (!regs || !sregs) return "vCPU " + std::to_string(vcpu.id()) + ": registers unreadable";
-  // AMD's SVM leaves the guest state undefined at a shutdown intercept, so KVM resets the vCPU
-  // there: what is left is the reset vector, not where the guest died (Intel keeps it).
-  if (regs->rip == 0xfff0 && sregs->cs.selector == 0xf000 && sregs->cr0 == 0x60000010)
-    return "vCPU " + std::to_string(vcpu.id()) + ": KVM reset it at the shutdown (AMD), no registers to show";
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "vCPU %u: rip 0x%llx rsp 0x%llx rflags 0x%llx cs 0x%x cr0 0x%llx cr2 0x%llx cr3 0x%llx cr4 0x%llx "
-                "efer 0x%llx idt 0x%llx+0x%x",
-                vcpu.id(), (unsigned long long)regs->rip, (unsigned long long)regs->rsp, (unsigned long long)regs->rflags,
-                sregs->cs.selector, (unsigned long long)sregs->cr0, (unsigned long long)sregs->cr2,
-                (unsigned long long)sregs->cr3, (unsigned long long)sregs->cr4, (unsigned long long)sregs->efer,
-                (unsigned long long)sregs->idt.base, sregs->idt.limit);
-  std::string s = buf;
-  if (events && events->exception.injected)
-    s += " pending exception " + std::to_string(events->exception.nr);
-  return s;
 }
 
 }  // namespace husk::x86
